@@ -1,0 +1,222 @@
+"""Typed configuration: one file of defaults (these models), YAML profiles override a few keys,
+the command line overrides those (``--set a.b=value`` or a job's own flags).
+
+A bad value stops a job before any work with a message naming the field, exit code 2.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_ERROR_EXIT_CODE = 2
+MODELS_DIR_ENV = "REID_RAY_MODELS_DIR"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SourcesConfig(Strict):
+    allowed_licenses: list[str] = Field(
+        default_factory=lambda: ["synthetic", "CC-BY-4.0", "CAVIAR-research"],
+        description="Licences a source must carry to be used; anything else becomes an error record.",
+    )
+    default_license: str | None = Field(
+        None, description="Licence asserted for sources with none (plain files, S3 keys). None: they are refused."
+    )
+    extensions: list[str] = Field(default_factory=lambda: [".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".mkv", ".webm"])
+    s3_endpoint_url: str | None = Field(None, description="S3 API endpoint; None uses AWS (or AWS_ENDPOINT_URL).")
+    cache_dir: str | None = Field(None, description="Where S3 videos are downloaded to inside actors; None: a temp dir.")
+
+
+class ClipPairsConfig(Strict):
+    time_gap_s: float | tuple[float, float] = Field(10.0, description="Gap between clip starts, or a [min, max] range.")
+    clip_length_s: float = Field(2.0, gt=0)
+    pairs_per_video: int = Field(4, ge=1)
+    seed: int = 0
+    shot_constraint: Literal["any", "same_shot", "across_cut"] = "any"
+
+    @field_validator("time_gap_s")
+    @classmethod
+    def _gap_positive(cls, v: float | tuple[float, float]) -> float | tuple[float, float]:
+        lo, hi = (v, v) if isinstance(v, (int, float)) else v
+        if lo < 0 or hi < lo:
+            raise ValueError("time gap must be >= 0 and a range must be [min, max] with min <= max")
+        return v
+
+
+class SamplingConfig(Strict):
+    frames_per_clip: int = Field(6, ge=1, description="Frames sampled evenly over each clip.")
+    max_side_px: int = Field(1280, ge=64, description="Frames larger than this are downscaled for the models.")
+
+
+class SegmenterConfig(Strict):
+    backend: Literal["yolox", "yolov8_seg", "sam3", "ground_truth"] = "yolox"
+    model: str | None = Field(
+        None, description="File (yolox, yolov8_seg), hub id or local directory (sam3); None: default in models_dir."
+    )
+    categories: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "person": ["person"],
+            "animal": ["bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe"],
+            "product": ["bottle", "cup", "handbag", "backpack", "suitcase", "laptop", "cell phone", "book"],
+        },
+        description="Category -> COCO class names (detectors) or text prompts (SAM3).",
+    )
+    score_threshold: float = Field(0.35, ge=0, le=1)
+    nms_iou: float = Field(0.45, ge=0, le=1)
+    input_size: int = Field(416, ge=32)
+    device: str = "cpu"
+
+
+class FacesConfig(Strict):
+    backend: Literal["dlib", "none"] = "dlib"
+    upsample: int = Field(1, ge=0, le=3, description="dlib HOG upsampling: finds smaller faces, costs time.")
+    min_face_px: int = Field(24, ge=8)
+    as_candidates: bool = Field(True, description="Faces also become candidates of category 'face'.")
+
+
+class QualityConfig(Strict):
+    min_height_px: int = Field(32, ge=1)
+    min_area_px: int = Field(600, ge=1)
+    border_margin_px: int = Field(2, ge=0, description="A box this close to the frame edge is cut by the border.")
+    max_overlap: float = Field(0.15, ge=0, le=1, description="Max share of a box covered by another instance.")
+    min_sharpness: float = Field(20.0, ge=0, description="Variance of the Laplacian inside the box.")
+    max_similarity_in_frame: float = Field(
+        0.97, ge=-1, le=1, description="An instance this similar to another in its frame is not visually distinct."
+    )
+
+
+class EmbedderConfig(Strict):
+    backend: Literal["efficientnet_lite0", "dino"] = "efficientnet_lite0"
+    model: str | None = Field(None, description="Hub id or local directory (dino).")
+    head: str = Field("mean", description="'mean' or the path of a trained head checkpoint.")
+    crop_height: int = Field(256, ge=32)
+    crop_width: int = Field(128, ge=32)
+    device: str = "cpu"
+
+
+class ProposalConfig(Strict):
+    method: Literal["mutual_nn", "hungarian"] = "mutual_nn"
+    accept_threshold: float = Field(0.90, description="Confidence at or above: auto 'identical'.")
+    reject_threshold: float = Field(0.70, description="Confidence below: auto 'same_category_different_instance'.")
+    min_track_frames: int = Field(2, ge=1, description="A candidate must be seen on this many sampled frames.")
+    track_iou: float = Field(0.3, ge=0, le=1)
+    hard_negatives_per_match: int = Field(2, ge=0)
+    unrelated_per_clip_pair: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ProposalConfig":
+        if self.reject_threshold > self.accept_threshold:
+            raise ValueError("reject_threshold must not exceed accept_threshold")
+        return self
+
+
+class ReviewConfig(Strict):
+    project_title: str = "reid-ray identity pairs"
+    thumb_height: int = Field(256, ge=64)
+    context_px: int = Field(48, ge=0, description="Frame context kept around each box in a thumbnail.")
+
+
+class StageResources(Strict):
+    num_cpus: float = Field(1.0, gt=0)
+    num_gpus: float = Field(0.0, ge=0)
+    min_actors: int = Field(1, ge=1)
+    max_actors: int = Field(1, ge=1)
+    batch_size: int = Field(1, ge=1)
+
+
+class ResourcesConfig(Strict):
+    segment: StageResources = Field(default_factory=StageResources)
+    ray_address: str | None = Field(None, description="None: join a running cluster if any, else start a local one.")
+    num_cpus: int | None = Field(None, description="CPUs of a locally started Ray (None: all).")
+
+
+class PairsJobConfig(Strict):
+    models_dir: str | None = Field(None, description=f"Directory of model files; env {MODELS_DIR_ENV} overrides.")
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    clip_pairs: ClipPairsConfig = Field(default_factory=ClipPairsConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    segmenter: SegmenterConfig = Field(default_factory=SegmenterConfig)
+    faces: FacesConfig = Field(default_factory=FacesConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    proposal: ProposalConfig = Field(default_factory=ProposalConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+
+    def resolved_models_dir(self) -> Path:
+        """Environment first (so CI and clusters can point at a shared folder), then config, then ~/.cache."""
+        d = os.environ.get(MODELS_DIR_ENV) or self.models_dir or "~/.cache/reid_ray/models"
+        return Path(d).expanduser()
+
+    def fingerprint(self) -> str:
+        """Key of everything that changes results (not where Ray runs): a rerun with another one is refused."""
+        payload = self.model_dump(mode="json", exclude={"resources": True, "review": {"project_title"}})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the field."""
+
+
+def _parse_value(text: str) -> Any:
+    # YAML parsing gives numbers, booleans, lists ("[1, 5]") and null the way a user types them.
+    return yaml.safe_load(text)
+
+
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key.path=value")
+        key, value = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': '{p}' is not a section")
+        node[parts[-1]] = _parse_value(value)
+    return data
+
+
+def format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "<root>"
+        lines.append(f"config error: {field}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), model: type[BaseModel] = PairsJobConfig):
+    """Defaults <- YAML profile <- overrides. Raises ConfigError naming the field."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file {p} does not exist")
+        loaded = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        data = loaded
+    data = apply_overrides(data, overrides)
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None
+
+
+def load_config_or_exit(path: str | Path | None, overrides: Sequence[str] = (), model: type[BaseModel] = PairsJobConfig):
+    """For jobs: print the field-level message and exit 2 before any work."""
+    try:
+        return load_config(path, overrides, model)
+    except ConfigError as err:
+        print(str(err), file=sys.stderr)
+        raise SystemExit(CONFIG_ERROR_EXIT_CODE) from None

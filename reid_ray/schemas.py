@@ -1,0 +1,123 @@
+"""Arrow schemas of the records written to disk. One schema per concept; every stage reads and writes these.
+
+Side fields of a pair carry an ``a_`` / ``b_`` prefix; candidates carry the same side fields unprefixed.
+Frames are 0-based indices in the source video; boxes are x1, y1, x2, y2 in source pixels.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+BBOX = pa.list_(pa.float32(), 4)
+
+LABELS = ("identical", "same_category_different_instance", "unrelated", "pending_review")
+VERIFIED_BY = ("auto", "human")
+
+VIDEO = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("uri", pa.string()),
+        ("license", pa.string()),
+        ("metadata", pa.string()),  # JSON object of the manifest's other columns
+    ]
+)
+
+CLIP_PAIR = pa.schema(
+    [
+        ("clip_pair_id", pa.string()),
+        ("video_id", pa.string()),
+        ("uri", pa.string()),
+        ("license", pa.string()),
+        ("fps", pa.float64()),
+        ("gap_s", pa.float64()),
+        ("a_start_frame", pa.int64()),
+        ("a_end_frame", pa.int64()),  # exclusive
+        ("b_start_frame", pa.int64()),
+        ("b_end_frame", pa.int64()),
+        ("a_shot", pa.int64()),
+        ("b_shot", pa.int64()),
+        ("across_cut", pa.bool_()),
+    ]
+)
+
+CANDIDATE = pa.schema(
+    [
+        ("candidate_id", pa.string()),
+        ("clip_pair_id", pa.string()),
+        ("side", pa.string()),  # "a" or "b"
+        ("track_id", pa.int64()),  # within the clip
+        ("video_id", pa.string()),
+        ("license", pa.string()),
+        ("category", pa.string()),
+        ("score", pa.float32()),
+        ("frame", pa.int64()),
+        ("t_s", pa.float64()),
+        ("bbox", BBOX),
+        ("mask_rle", pa.string()),  # COCO RLE counts (pycocotools, compressed string)
+        ("mask_height", pa.int32()),
+        ("mask_width", pa.int32()),
+        ("keypoints", pa.list_(pa.float32())),  # 5 x (x, y) for faces/people with a face; empty otherwise
+        ("sharpness", pa.float32()),
+        ("max_overlap", pa.float32()),
+        ("max_similarity_in_frame", pa.float32()),
+        ("keep", pa.bool_()),
+        ("reject_reason", pa.string()),  # "" when kept
+        ("embedding", pa.list_(pa.float32())),
+    ]
+)
+
+_SIDE = [
+    ("video_id", pa.string()),
+    ("frame", pa.int64()),
+    ("t_s", pa.float64()),
+    ("bbox", BBOX),
+    ("candidate_id", pa.string()),
+    ("track_id", pa.int64()),
+]
+
+PAIR = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("label", pa.string()),
+        ("confidence", pa.float32()),
+        ("verified_by", pa.string()),
+        ("gap_s", pa.float64()),
+        ("category", pa.string()),  # "a_category|b_category" for unrelated pairs
+        ("license", pa.string()),
+        ("clip_pair_id", pa.string()),
+        ("similarity", pa.float32()),
+        ("kind", pa.string()),  # "match", "hard_negative", "unrelated"
+        *[(f"a_{n}", t) for n, t in _SIDE],
+        *[(f"b_{n}", t) for n, t in _SIDE],
+    ]
+)
+
+ERROR = pa.schema(
+    [
+        ("stage", pa.string()),
+        ("video_id", pa.string()),
+        ("uri", pa.string()),
+        ("item_id", pa.string()),  # clip or pair id where the error is narrower than a video
+        ("error_type", pa.string()),
+        ("message", pa.string()),
+    ]
+)
+
+
+def empty_table(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+def table_from_rows(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """Rows (dicts) to a table of exactly this schema; a missing or mistyped field fails here, not downstream."""
+    return pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
+
+
+def error_row(stage: str, message: str, *, video_id: str = "", uri: str = "", item_id: str = "", error_type: str = "") -> dict:
+    return {
+        "stage": stage,
+        "video_id": video_id,
+        "uri": uri,
+        "item_id": item_id,
+        "error_type": error_type or "error",
+        "message": message,
+    }
