@@ -80,6 +80,7 @@ class FacesConfig(Strict):
     backend: Literal["dlib", "none"] = "dlib"
     upsample: int = Field(1, ge=0, le=3, description="dlib HOG upsampling: finds smaller faces, costs time.")
     min_face_px: int = Field(24, ge=8)
+    min_score: float = Field(0.6, ge=0, le=1, description="Squashed HOG margin; 0.6 drops dlib's weakest hits.")
     as_candidates: bool = Field(True, description="Faces also become candidates of category 'face'.")
 
 

@@ -1,0 +1,66 @@
+"""Backends chosen by name: adding one is one new file plus one line here. Imports are lazy so a CPU
+profile never imports transformers' SAM3 and a GPU profile never needs onnxruntime."""
+from __future__ import annotations
+
+from typing import Callable
+
+from reid_ray.config import PairsJobConfig
+from reid_ray.models.base import FaceDetector, Head, PatchEmbedder, Segmenter
+
+
+def _yolox(cfg: PairsJobConfig) -> Segmenter:
+    from reid_ray.models.yolox import YoloxDetector, resolve_model_file
+
+    s = cfg.segmenter
+    path = resolve_model_file(s.model, cfg.resolved_models_dir())
+    return YoloxDetector(path, s.categories, s.score_threshold, s.nms_iou, s.input_size)
+
+
+def _yolov8_seg(cfg: PairsJobConfig) -> Segmenter:
+    from reid_ray.models.yolov8_seg import Yolov8SegSegmenter, resolve_model_file
+
+    s = cfg.segmenter
+    return Yolov8SegSegmenter(resolve_model_file(s.model, cfg.resolved_models_dir()), s.categories, s.score_threshold, s.nms_iou)
+
+
+def _sam3(cfg: PairsJobConfig) -> Segmenter:
+    from reid_ray.models.sam3 import Sam3Segmenter
+
+    s = cfg.segmenter
+    return Sam3Segmenter(model=s.model or "facebook/sam3", categories=s.categories, score_threshold=s.score_threshold, device=s.device)
+
+
+SEGMENTERS: dict[str, Callable[[PairsJobConfig], Segmenter]] = {"yolox": _yolox, "yolov8_seg": _yolov8_seg, "sam3": _sam3}
+
+
+def build_segmenter(cfg: PairsJobConfig) -> Segmenter:
+    if cfg.segmenter.backend not in SEGMENTERS:
+        raise ValueError(f"segmenter.backend '{cfg.segmenter.backend}' has no builder here; use one of {sorted(SEGMENTERS)}")
+    return SEGMENTERS[cfg.segmenter.backend](cfg)
+
+
+def build_face_detector(cfg: PairsJobConfig) -> FaceDetector | None:
+    if cfg.faces.backend == "none":
+        return None
+    from reid_ray.models.dlib_faces import DlibFaceDetector
+
+    return DlibFaceDetector(upsample=cfg.faces.upsample, min_face_px=cfg.faces.min_face_px, min_score=cfg.faces.min_score)
+
+
+def build_embedder(cfg: PairsJobConfig) -> PatchEmbedder:
+    e = cfg.embedder
+    if e.backend == "efficientnet_lite0":
+        from reid_ray.models.efficientnet import EfficientNetPatchEmbedder
+
+        return EfficientNetPatchEmbedder(e.crop_height, e.crop_width, e.device)
+    from reid_ray.models.dino import DinoPatchEmbedder
+
+    return DinoPatchEmbedder(model=e.model or "facebook/dinov2-small", crop_height=e.crop_height, crop_width=e.crop_width, device=e.device)
+
+
+def build_head(cfg: PairsJobConfig) -> Head:
+    from reid_ray.models.heads import MeanPoolHead
+
+    if cfg.embedder.head == "mean":
+        return MeanPoolHead()
+    raise ValueError(f"embedder.head '{cfg.embedder.head}': trained heads arrive with the training job; use 'mean'")

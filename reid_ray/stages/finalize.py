@@ -1,0 +1,87 @@
+"""Stage 4 (per video): propose and route pairs from the video's candidates, render the review packets of the
+pairs routed to humans, record the clips that failed, and write ``pairs/<video_id>.parquet`` last: its presence
+marks the video finished, so a rerun skips it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from reid_ray.config import PairsJobConfig
+from reid_ray.io import candidates_path, clip_pairs_path, errors_path, pairs_path, read_tables, write_table_atomic
+from reid_ray.records import rle_to_mask
+from reid_ray.schemas import CANDIDATE, ERROR, PAIR, error_row, table_from_rows
+from reid_ray.stages.propose import propose_video
+from reid_ray.video.decode import local_video, read_frames
+
+SUMMARY_FIELDS = ("video_id", "n_clip_pairs", "n_clips_ok", "n_clip_errors", "n_candidates", "n_pairs", "n_review", "seconds_segment")
+
+
+def review_title(row: dict) -> str:
+    noun = {"person": "person", "face": "face"}.get(row["category"], row["category"])
+    return f"Same {noun}?  conf {row['confidence']:.2f}  gap {row['gap_s']:.1f} s"
+
+
+def render_review_packets(pairs: list[dict], candidates: dict[str, dict], uri: str, cfg: PairsJobConfig, review_dir: Path) -> None:
+    from reid_ray.review.packets import render_pair_png
+
+    pending = [p for p in pairs if p["label"] == "pending_review" and not (review_dir / f"{p['pair_id']}.png").exists()]
+    if not pending:
+        return
+    frames_needed = sorted({p["a_frame"] for p in pending} | {p["b_frame"] for p in pending})
+    with local_video(uri, cfg.sources) as local:
+        frames = dict(zip(frames_needed, read_frames(local, frames_needed)))
+    for p in pending:
+        ca, cb = candidates[p["a_candidate_id"]], candidates[p["b_candidate_id"]]
+        render_pair_png(
+            frames[p["a_frame"]], p["a_bbox"], frames[p["b_frame"]], p["b_bbox"], review_dir / f"{p['pair_id']}.png",
+            title=review_title(p), thumb_height=cfg.review.thumb_height, context_px=cfg.review.context_px,
+            mask_a=_mask(ca), mask_b=_mask(cb),
+        )
+
+
+def _mask(c: dict):
+    return rle_to_mask({"size": [c["mask_height"], c["mask_width"]], "counts": c["mask_rle"]})
+
+
+class FinalizeVideo:
+    """``map_groups`` callable over the segment stage's status rows of one video."""
+
+    def __init__(self, cfg_json: str, out_dir: str) -> None:
+        self.cfg = PairsJobConfig.model_validate_json(cfg_json)
+        self.out = Path(out_dir)
+
+    def __call__(self, status: pd.DataFrame) -> pd.DataFrame:
+        video_id = str(status["video_id"].iloc[0])
+        clip_pairs = pq.read_table(clip_pairs_path(self.out, video_id)).to_pylist()
+        failed = status[status["status"] == "error"]
+        bad_pairs = set(failed["clip_pair_id"])
+        err_rows = [
+            error_row("segment", r.message, video_id=video_id, uri=r.uri, item_id=f"{r.clip_pair_id}__{r.side}", error_type=r.error_type)
+            for r in failed.itertuples()
+        ]
+        err_path = errors_path(self.out, f"segment__{video_id}")
+        if err_rows:
+            write_table_atomic(table_from_rows(err_rows, ERROR), err_path)
+        else:
+            err_path.unlink(missing_ok=True)
+        usable = [cp for cp in clip_pairs if cp["clip_pair_id"] not in bad_pairs]
+        paths = [candidates_path(self.out, video_id, cp["clip_pair_id"], s) for cp in usable for s in ("a", "b")]
+        candidates = read_tables([p for p in paths if p.exists()], CANDIDATE)
+        pairs = propose_video(usable, candidates, self.cfg.proposal)
+        if any(p["label"] == "pending_review" for p in pairs):
+            by_id = {c["candidate_id"]: c for c in candidates.select([n for n in CANDIDATE.names if n != "embedding"]).to_pylist()}
+            render_review_packets(pairs, by_id, clip_pairs[0]["uri"], self.cfg, self.out / "review")
+        write_table_atomic(table_from_rows(pairs, PAIR), pairs_path(self.out, video_id))
+        summary = {
+            "video_id": video_id,
+            "n_clip_pairs": len(clip_pairs),
+            "n_clips_ok": int((status["status"] != "error").sum()),
+            "n_clip_errors": len(failed),
+            "n_candidates": candidates.num_rows,
+            "n_pairs": len(pairs),
+            "n_review": sum(p["label"] == "pending_review" for p in pairs),
+            "seconds_segment": float(status["seconds"].sum()),
+        }
+        return pd.DataFrame([summary], columns=list(SUMMARY_FIELDS))

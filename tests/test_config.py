@@ -1,0 +1,56 @@
+"""Typed configuration: profiles load, overrides apply, bad values stop with the field named and exit 2."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reid_ray.config import ConfigError, PairsJobConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("profile", ["local.yaml", "gpu.yaml"])
+def test_profiles_load(profile):
+    cfg = load_config(ROOT / "configs" / profile)
+    assert isinstance(cfg, PairsJobConfig)
+
+
+def test_overrides_apply_with_yaml_types():
+    cfg = load_config(ROOT / "configs/local.yaml", ["clip_pairs.time_gap_s=[5, 15]", "proposal.accept_threshold=0.95"])
+    assert cfg.clip_pairs.time_gap_s == (5.0, 15.0)
+    assert cfg.proposal.accept_threshold == 0.95
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("clip_pairs.clip_length_s=-1", "clip_pairs.clip_length_s"),
+        ("proposal.reject_threshold=0.99", "proposal"),
+        ("segmenter.backend=nope", "segmenter.backend"),
+        ("clip_pairs.typo=1", "clip_pairs.typo"),
+        ("clip_pairs.time_gap_s=[9, 3]", "clip_pairs.time_gap_s"),
+    ],
+)
+def test_bad_values_name_the_field(override, field):
+    with pytest.raises(ConfigError) as err:
+        load_config(ROOT / "configs/local.yaml", [override])
+    assert field in str(err.value)
+
+
+def test_fingerprint_ignores_placement_but_not_results():
+    a = PairsJobConfig()
+    b = PairsJobConfig.model_validate({"resources": {"num_cpus": 1}})
+    c = PairsJobConfig.model_validate({"clip_pairs": {"time_gap_s": 3}})
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+def test_job_exits_2_before_any_work(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "jobs/generate_pairs.py"), "--out", str(out), "--set", "sampling.frames_per_clip=0"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "sampling.frames_per_clip" in proc.stderr
+    assert not out.exists(), "no work (not even the output folder) before the config is valid"

@@ -1,0 +1,96 @@
+"""The CPU profile's real-weight models on real frames: YOLOX-nano, dlib faces, EfficientNet-Lite0, TransNetV2."""
+import numpy as np
+import pytest
+
+from _paths import require_shared
+from reid_ray.config import SegmenterConfig
+from reid_ray.records import Instances
+
+CAVIAR_REENTER = "video/caviar/OneLeaveShopReenter1front.mpg"
+
+
+def read_rgb(path, indices):
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames, i, want = {}, 0, set(indices)
+    while want - frames.keys():
+        ok, f = cap.read()
+        if not ok:
+            break
+        if i in want:
+            frames[i] = f[:, :, ::-1].copy()
+        i += 1
+    return [frames[i] for i in indices]
+
+
+@pytest.fixture(scope="module")
+def yolox():
+    from reid_ray.models.yolox import YoloxDetector
+
+    return YoloxDetector(require_shared("models/yolox_nano_coco.onnx"), SegmenterConfig().categories)
+
+
+def test_yolox_finds_the_people_of_a_real_clip(yolox):
+    frames = read_rgb(require_shared(CAVIAR_REENTER), [80, 120, 160])
+    found = [yolox.detect(f) for f in frames]
+    assert all(len(i) >= 1 for i in found), [len(i) for i in found]
+    for inst, frame in zip(found, frames):
+        assert set(inst.categories) <= {"person", "animal", "product"}
+        assert (inst.boxes[:, 2] > inst.boxes[:, 0]).all() and (inst.boxes[:, 3] <= frame.shape[0]).all()
+        people = inst.select(inst.categories == "person")
+        h = people.boxes[:, 3] - people.boxes[:, 1]
+        assert ((h > 30) & (h < 120)).all(), "CAVIAR people are 40-60 px tall"
+
+
+def test_yolox_finds_nothing_on_a_blank_frame(yolox):
+    assert len(yolox.detect(np.full((288, 384, 3), 127, np.uint8))) == 0
+
+
+def test_dlib_face_with_five_keypoints_on_a_real_photo():
+    from skimage import data
+
+    from reid_ray.models.dlib_faces import DlibFaceDetector, attach_faces_to_people
+
+    img = data.astronaut()
+    faces = DlibFaceDetector(upsample=1, min_score=0.6).detect(img)
+    assert len(faces) == 1 and faces.categories[0] == "face"
+    x1, y1, x2, y2 = faces.boxes[0]
+    assert 150 < (x1 + x2) / 2 < 260 and 60 < (y1 + y2) / 2 < 180  # the astronaut's face
+    kp = faces.keypoints[0]
+    assert kp.shape == (5, 2) and ((kp[:, 0] > x1) & (kp[:, 0] < x2) & (kp[:, 1] > y1) & (kp[:, 1] < y2)).all()
+    people = Instances.from_arrays([[100, 30, 400, 512], [400, 300, 500, 500]], [0.9, 0.9], ["person", "person"])
+    with_kp = attach_faces_to_people(people, faces)
+    assert not np.isnan(with_kp.keypoints[0]).any() and np.isnan(with_kp.keypoints[1]).all()
+
+
+def test_efficientnet_patch_sets_follow_the_mask():
+    from reid_ray.models.efficientnet import EfficientNetPatchEmbedder
+    from reid_ray.models.heads import MeanPoolHead
+
+    frame = read_rgb(require_shared(CAVIAR_REENTER), [120])[0]
+    emb = EfficientNetPatchEmbedder(256, 128)
+    box = [[200, 60, 260, 140]]
+    full = Instances.from_arrays(box, [1], ["person"]).with_masks(frame.shape[:2])
+    half_mask = full.masks.copy()
+    half_mask[0, :, 230:] = False
+    half = Instances.from_arrays(box, [1], ["person"], masks=half_mask)
+    n_full, n_half = [len(emb.patch_sets(frame, x)[0]) for x in (full, half)]
+    assert emb.dim == 1280 and 0.3 < n_half / n_full < 0.7
+    vecs = MeanPoolHead().pool(emb.patch_sets(frame, full) + emb.patch_sets(frame, half))
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    assert emb.patch_sets(frame, Instances.empty()) == []
+
+
+def test_transnet_finds_a_spliced_cut():
+    import cv2
+
+    from reid_ray.models.transnet import TransNetShotDetector
+
+    def small(path, n):
+        return [cv2.resize(f, (48, 27), interpolation=cv2.INTER_AREA) for f in read_rgb(path, list(range(n)))]
+
+    frames = small(require_shared(CAVIAR_REENTER), 90) + small(require_shared("video/intel/one-by-one-person-detection.mp4"), 60)
+    shots = TransNetShotDetector().shots_from_frames(np.stack(frames))
+    assert shots[0][0] == 0 and shots[-1][1] == 150
+    assert any(abs(s - 90) <= 1 for s, _ in shots[1:]), shots
