@@ -57,17 +57,36 @@ def link_frames(
     per_frame_cats: list[np.ndarray],
     per_frame_emb: list[np.ndarray | None],
     params: AssociationParams = AssociationParams(),
+    max_missed: int = 2,
 ) -> list[np.ndarray]:
-    """Track ids (0-based, per clip) for the instances of each frame, linking consecutive frames only."""
+    """Track ids (0-based, per clip) for the instances of each frame. A track missed by the detector on up to
+    ``max_missed`` frames in a row can still be continued, from its last box and appearance."""
     next_id = 0
     ids: list[np.ndarray] = []
+    # Active tracks: id -> (box, category, embedding or None, frame index last seen)
+    active: dict[int, tuple[np.ndarray, object, np.ndarray | None, int]] = {}
     for f, boxes in enumerate(per_frame_boxes):
         cur = -np.ones(len(boxes), np.int64)
-        if f > 0:
-            for p, n in match(per_frame_boxes[f - 1], boxes, per_frame_cats[f - 1], per_frame_cats[f], per_frame_emb[f - 1], per_frame_emb[f], params):
-                cur[n] = ids[f - 1][p]
+        live = [t for t, (_, _, _, seen) in active.items() if f - seen <= max_missed + 1]
+        if live and len(boxes):
+            emb_prev = [active[t][2] for t in live]
+            has_emb = per_frame_emb[f] is not None and all(e is not None for e in emb_prev)
+            pairs = match(
+                np.stack([active[t][0] for t in live]),
+                boxes,
+                np.array([active[t][1] for t in live], dtype=object),
+                per_frame_cats[f],
+                np.stack(emb_prev) if has_emb else None,
+                per_frame_emb[f] if has_emb else None,
+                params,
+            )
+            for p, n in pairs:
+                cur[n] = live[p]
         for n in np.flatnonzero(cur < 0):
             cur[n] = next_id
             next_id += 1
+        for n, t in enumerate(cur):
+            emb = per_frame_emb[f][n] if per_frame_emb[f] is not None else None
+            active[int(t)] = (boxes[n], per_frame_cats[f][n], emb, f)
         ids.append(cur)
     return ids
