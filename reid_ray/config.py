@@ -53,7 +53,10 @@ class ClipPairsConfig(Strict):
 
 
 class SamplingConfig(Strict):
-    frames_per_clip: int = Field(6, ge=1, description="Frames sampled evenly over each clip.")
+    frames_per_clip: int = Field(6, ge=1, description="Frames sampled evenly over each clip (embedded, filtered).")
+    track_step_s: float = Field(
+        0.1, gt=0, description="Detections are linked into tracks on frames this far apart: IoU is reliable when it is short."
+    )
     max_side_px: int = Field(1280, ge=64, description="Frames larger than this are downscaled for the models.")
 
 
@@ -73,6 +76,9 @@ class SegmenterConfig(Strict):
     score_threshold: float = Field(0.35, ge=0, le=1)
     nms_iou: float = Field(0.45, ge=0, le=1)
     input_size: int = Field(416, ge=32)
+    box_mask: Literal["box", "core"] = Field(
+        "core", description="Mask of a box-only detection: the filled box, or its central core (less background)."
+    )
     device: str = "cpu"
 
 
@@ -106,10 +112,11 @@ class EmbedderConfig(Strict):
 
 class ProposalConfig(Strict):
     method: Literal["mutual_nn", "hungarian"] = "mutual_nn"
-    accept_threshold: float = Field(0.90, description="Confidence at or above: auto 'identical'.")
-    reject_threshold: float = Field(0.70, description="Confidence below: auto 'same_category_different_instance'.")
+    accept_threshold: float = Field(0.95, description="Confidence at or above: auto 'identical'.")
+    reject_threshold: float = Field(0.85, description="Confidence below: auto 'same_category_different_instance'.")
     min_track_frames: int = Field(2, ge=1, description="A candidate must be seen on this many sampled frames.")
     track_iou: float = Field(0.3, ge=0, le=1)
+    split_similarity: float = Field(0.8, ge=-1, le=1, description="A track splits where consecutive views are less similar.")
     hard_negatives_per_match: int = Field(2, ge=0)
     unrelated_per_clip_pair: int = Field(2, ge=0)
 

@@ -62,7 +62,7 @@ def run_pairs_job(cfg: PairsJobConfig, videos: str, out: Path) -> dict:
 
 def run_ray_pipeline(cfg: PairsJobConfig, videos: list[dict], out: Path) -> list[dict]:
     import ray
-    from ray.data import DataContext
+    from ray.data import ActorPoolStrategy, DataContext
 
     from reid_ray.stages.finalize import FinalizeVideo
     from reid_ray.stages.probe import ProbeStage
@@ -74,8 +74,9 @@ def run_ray_pipeline(cfg: PairsJobConfig, videos: list[dict], out: Path) -> list
     ds = ray.data.from_items(videos, override_num_blocks=max(1, len(videos)))
     ds = apply_stage(ds, Stage("probe", ProbeStage, kwargs, StageResources(num_cpus=1, max_actors=1)))
     ds = apply_stage(ds, Stage("segment", ClipSegmentStage, kwargs, cfg.resources.segment))
-    finalize = FinalizeVideo(**kwargs)
-    ds = ds.groupby("video_id").map_groups(finalize, batch_format="pandas")
+    ds = ds.groupby("video_id", num_partitions=max(1, min(len(videos), 64))).map_groups(
+        FinalizeVideo, fn_constructor_kwargs=kwargs, compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=0.5, batch_format="pandas"
+    )
     summaries = ds.take_all()
     for s in summaries:
         log(f"video {s['video_id']}: {s['n_clips_ok']} clip(s) ok, {s['n_clip_errors']} failed, {s['n_candidates']} candidates, {s['n_pairs']} pairs, {s['n_review']} to review")
@@ -83,7 +84,7 @@ def run_ray_pipeline(cfg: PairsJobConfig, videos: list[dict], out: Path) -> list
 
 
 def all_pairs(out: Path):
-    return read_tables(list((out / "pairs").glob("*.parquet")), PAIR)
+    return read_tables(list((Path(out) / "pairs").glob("*.parquet")), PAIR)
 
 
 def write_review(out: Path, cfg: PairsJobConfig, created_at: str) -> int:

@@ -113,8 +113,18 @@ class Instances:
             out[i, y1:y2, x1:x2] = True
         return out
 
-    def with_masks(self, frame_shape: tuple[int, int]) -> "Instances":
-        return self if self.masks is not None else replace(self, masks=self.box_masks(frame_shape))
+    def core_masks(self, frame_shape: tuple[int, int], width: float = 0.45, top: float = 0.1, bottom: float = 0.9) -> np.ndarray:
+        """The central part of each box: for a standing person, mostly body rather than floor and wall."""
+        b = self.boxes
+        w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+        core = np.stack([b[:, 0] + w * (1 - width) / 2, b[:, 1] + h * top, b[:, 2] - w * (1 - width) / 2, b[:, 1] + h * bottom], 1)
+        return replace(self, boxes=core, masks=None).box_masks(frame_shape)
+
+    def with_masks(self, frame_shape: tuple[int, int], box_mask: str = "box") -> "Instances":
+        """Masks for box-only instances: the filled box, or its core (``box_mask='core'``)."""
+        if self.masks is not None:
+            return self
+        return replace(self, masks=self.core_masks(frame_shape) if box_mask == "core" else self.box_masks(frame_shape))
 
     def with_keypoints(self, keypoints: np.ndarray) -> "Instances":
         return replace(self, keypoints=np.asarray(keypoints, np.float32))

