@@ -74,6 +74,10 @@ def run_ray_pipeline(cfg: PairsJobConfig, videos: list[dict], out: Path) -> list
     ds = ray.data.from_items(videos, override_num_blocks=max(1, len(videos)))
     ds = apply_stage(ds, Stage("probe", ProbeStage, kwargs, StageResources(num_cpus=1, max_actors=1)))
     ds = apply_stage(ds, Stage("segment", ClipSegmentStage, kwargs, cfg.resources.segment))
+    # Status rows are tiny; materialising them lets a run whose videos all failed at probe end cleanly.
+    ds = ds.materialize()
+    if ds.count() == 0:
+        return []
     ds = ds.groupby("video_id", num_partitions=max(1, min(len(videos), 64))).map_groups(
         FinalizeVideo, fn_constructor_kwargs=kwargs, compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=0.5, batch_format="pandas"
     )

@@ -25,8 +25,9 @@ def corpus(tmp_path_factory):
     (folder / "empty.mp4").write_bytes(b"")
     (folder / "notes.mp4").write_text("this is not a video")
     (folder / "truncated.mp4").write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    (folder / "secret.mp4").write_bytes(good.read_bytes())  # a real video whose licence is not allowed
     lines = (folder / "manifest.csv").read_text().strip().splitlines()
-    lines += ["empty,empty.mp4,synthetic", "notes,notes.mp4,synthetic", "truncated,truncated.mp4,synthetic", "secret,x.mp4,proprietary"]
+    lines += ["empty,empty.mp4,synthetic", "notes,notes.mp4,synthetic", "truncated,truncated.mp4,synthetic", "secret,secret.mp4,proprietary"]
     (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
     return folder, {v.video_id: load_ground_truth(v.gt_dir) for v in videos}
 

@@ -10,6 +10,21 @@ from reid_ray.stages.quality import assess
 from reid_ray.tracking.associate import link_frames
 
 
+def test_tracks_survive_a_missed_detection_and_split_on_a_look_change():
+    from reid_ray.tracking.associate import split_on_appearance
+
+    boxes = [np.array([[10, 10, 30, 70]], np.float32), np.zeros((0, 4), np.float32), np.array([[26, 10, 46, 70]], np.float32)]
+    cats = [np.array(["person"], object), np.zeros(0, object), np.array(["person"], object)]
+    ids = link_frames(boxes, cats, [None] * 3)
+    assert ids[0][0] == ids[2][0]
+    e = np.eye(3, dtype=np.float32)
+    same_id = [np.array([0]), np.array([0]), np.array([0])]
+    split = split_on_appearance(same_id, [e[[0]], e[[0]], e[[1]]], 0.8)
+    assert split[0][0] == split[1][0] != split[2][0]
+    unusable_skipped = split_on_appearance(same_id, [e[[0]], e[[2]], e[[0]]], 0.8, [np.array([True]), np.array([False]), np.array([True])])
+    assert len({int(x[0]) for x in unusable_skipped}) == 1
+
+
 def test_link_frames_follows_moving_boxes_and_keeps_categories_apart():
     boxes = [np.array([[10, 10, 30, 70], [100, 10, 120, 70]], np.float32)]
     for k in range(1, 4):

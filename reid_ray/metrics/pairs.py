@@ -39,7 +39,7 @@ def evaluate_pairs(pairs: list[dict], ground_truth: dict) -> dict:
     out = {}
     for key, c in sorted(tally.items()):
         judged = c["correct"] + c["wrong"]
-        out[key] = {**c, "precision": round(c["correct"] / judged, 4) if judged else None}
+        out[key] = {"correct": c["correct"], "wrong": c["wrong"], "unmatched": c["unmatched"], "precision": round(c["correct"] / judged, 4) if judged else None}
     return out
 
 

@@ -18,13 +18,9 @@ from reid_ray.video.decode import local_video, read_frames
 SUMMARY_FIELDS = ("video_id", "n_clip_pairs", "n_clips_ok", "n_clip_errors", "n_candidates", "n_pairs", "n_review", "seconds_segment")
 
 
-def review_title(row: dict) -> str:
-    noun = {"person": "person", "face": "face"}.get(row["category"], row["category"])
-    return f"Same {noun}?  conf {row['confidence']:.2f}  gap {row['gap_s']:.1f} s"
-
-
 def render_review_packets(pairs: list[dict], candidates: dict[str, dict], uri: str, cfg: PairsJobConfig, review_dir: Path) -> None:
-    from reid_ray.review.packets import render_pair_png
+    """One PNG per pair routed to humans (skipping those an earlier run drew), decoding only the frames needed."""
+    from reid_ray.review.packets import render_pair_row
 
     pending = [p for p in pairs if p["label"] == "pending_review" and not (review_dir / f"{p['pair_id']}.png").exists()]
     if not pending:
@@ -33,11 +29,9 @@ def render_review_packets(pairs: list[dict], candidates: dict[str, dict], uri: s
     with local_video(uri, cfg.sources) as local:
         frames = dict(zip(frames_needed, read_frames(local, frames_needed)))
     for p in pending:
-        ca, cb = candidates[p["a_candidate_id"]], candidates[p["b_candidate_id"]]
-        render_pair_png(
-            frames[p["a_frame"]], p["a_bbox"], frames[p["b_frame"]], p["b_bbox"], review_dir / f"{p['pair_id']}.png",
-            title=review_title(p), thumb_height=cfg.review.thumb_height, context_px=cfg.review.context_px,
-            mask_a=_mask(ca), mask_b=_mask(cb),
+        render_pair_row(
+            p, frames[p["a_frame"]], frames[p["b_frame"]], review_dir, config=cfg.review,
+            mask_a=_mask(candidates[p["a_candidate_id"]]), mask_b=_mask(candidates[p["b_candidate_id"]]),
         )
 
 

@@ -134,7 +134,11 @@ def propose_clip_pair(clip_pair: dict, tracks: list[Track], cfg: ProposalConfig)
             if label == "identical":
                 rows += hard_negatives(clip_pair, ta, tb, sim, i, j, cfg)
     rows += unrelated(clip_pair, a_tracks, b_tracks, cfg)
-    return rows
+    # Two accepted matches can derive the same negative (a_i with b_k, and b_k with a_i): keep it once.
+    unique: dict[str, dict] = {}
+    for r in rows:
+        unique.setdefault(r["pair_id"], r)
+    return list(unique.values())
 
 
 def hard_negatives(clip_pair: dict, ta: list[Track], tb: list[Track], sim: np.ndarray, i: int, j: int, cfg: ProposalConfig) -> list[dict]:
