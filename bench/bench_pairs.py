@@ -151,7 +151,7 @@ def main() -> int:
     # Stages of one frame run one after another inside an actor: the actor's own rate combines them.
     actor_fps = 1.0 / sum(1.0 / per_frame[k] for k in ("decode_frames_per_s", "segment_frames_per_s", "faces_frames_per_s", "embed_frames_per_s") if np.isfinite(per_frame[k]))
 
-    print(f"\nstage alone (1 thread)        throughput")
+    print("\nstage alone (1 thread)        throughput")
     print(f"  decode                      {alone['decode_frames_per_s']:8.1f} frames/s")
     print(f"  segment (YOLOX-nano)        {alone['segment_frames_per_s']:8.1f} frames/s")
     print(f"  faces (dlib HOG + 5 kp)     {alone['faces_frames_per_s']:8.1f} frames/s")

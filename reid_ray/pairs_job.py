@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 import time
 from collections import Counter
 from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from reid_ray.config import ConfigError, PairsJobConfig, StageResources
 from reid_ray.io import SUBDIRS, errors_path, pairs_path, read_tables, write_json_atomic, write_table_atomic
@@ -138,4 +135,3 @@ def build_report(cfg, out, sources, refused, todo, summaries, n_review, seconds)
     }
 
 
-__all__ = ["run_pairs_job", "check_run_state", "sys", "pq"]

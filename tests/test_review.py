@@ -17,7 +17,7 @@ from _paths import require_shared
 from reid_ray.io import write_table_atomic
 from reid_ray.review.label_studio import labeling_config_xml, review_records, write_review_outputs
 from reid_ray.review.packets import BOX_RGB, render_pair_row
-from reid_ray.review.verdicts import VerdictFileError, form_final_pairs, read_verdicts, resolve
+from reid_ray.review.verdicts import VerdictFileError, read_verdicts, resolve
 from reid_ray.schemas import PAIR, table_from_rows
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,13 +16,6 @@ def _yolox(cfg: PairsJobConfig) -> Segmenter:
     return YoloxDetector(path, s.categories, s.score_threshold, s.nms_iou, s.input_size)
 
 
-def _yolov8_seg(cfg: PairsJobConfig) -> Segmenter:
-    from reid_ray.models.yolov8_seg import Yolov8SegSegmenter, resolve_model_file
-
-    s = cfg.segmenter
-    return Yolov8SegSegmenter(resolve_model_file(s.model, cfg.resolved_models_dir()), s.categories, s.score_threshold, s.nms_iou)
-
-
 def _sam3(cfg: PairsJobConfig) -> Segmenter:
     from reid_ray.models.sam3 import Sam3Segmenter
 
@@ -30,7 +23,7 @@ def _sam3(cfg: PairsJobConfig) -> Segmenter:
     return Sam3Segmenter(model=s.model or "facebook/sam3", categories=s.categories, score_threshold=s.score_threshold, device=s.device)
 
 
-SEGMENTERS: dict[str, Callable[[PairsJobConfig], Segmenter]] = {"yolox": _yolox, "yolov8_seg": _yolov8_seg, "sam3": _sam3}
+SEGMENTERS: dict[str, Callable[[PairsJobConfig], Segmenter]] = {"yolox": _yolox, "sam3": _sam3}
 
 
 def build_segmenter(cfg: PairsJobConfig) -> Segmenter:

@@ -28,11 +28,11 @@ def render_review_packets(pairs: list[dict], candidates: dict[str, dict], uri: s
     frames_needed = sorted({p["a_frame"] for p in pending} | {p["b_frame"] for p in pending})
     with local_video(uri, cfg.sources) as local:
         frames = dict(zip(frames_needed, read_frames(local, frames_needed)))
+    # Only a real segmenter's masks are worth drawing; a box-only detector's core mask would mislead.
+    real_masks = cfg.segmenter.backend == "sam3"
     for p in pending:
-        render_pair_row(
-            p, frames[p["a_frame"]], frames[p["b_frame"]], review_dir, config=cfg.review,
-            mask_a=_mask(candidates[p["a_candidate_id"]]), mask_b=_mask(candidates[p["b_candidate_id"]]),
-        )
+        masks = (_mask(candidates[p["a_candidate_id"]]), _mask(candidates[p["b_candidate_id"]])) if real_masks else (None, None)
+        render_pair_row(p, frames[p["a_frame"]], frames[p["b_frame"]], review_dir, config=cfg.review, mask_a=masks[0], mask_b=masks[1])
 
 
 def _mask(c: dict):

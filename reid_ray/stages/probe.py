@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 
 from reid_ray.config import PairsJobConfig
@@ -61,4 +60,3 @@ class ProbeStage:
         return rows
 
 
-__all__ = ["ProbeStage", "rows_of", "np"]

@@ -11,7 +11,7 @@ import numpy as np
 
 from reid_ray.config import QualityConfig
 from reid_ray.models.dlib_faces import FACE_CATEGORY
-from reid_ray.records import Instances
+from reid_ray.records import Instances, box_areas
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,13 @@ def assess(frame: np.ndarray, inst: Instances, embeddings: np.ndarray, cfg: Qual
     overlap = overlap_shares(inst)
     similar = max_similarity_in_frame(inst, embeddings)
     m = cfg.border_margin_px
+    box_area = box_areas(inst.boxes)  # the instance's extent, whatever part of it the mask keeps
     reasons = []
     for i, (x1, y1, x2, y2) in enumerate(inst.boxes):
         r = []
         if x1 <= m or y1 <= m or x2 >= w - m or y2 >= h - m:
             r.append("cut_by_border")
-        if (y2 - y1) < cfg.min_height_px or inst.areas[i] < cfg.min_area_px:
+        if (y2 - y1) < cfg.min_height_px or box_area[i] < cfg.min_area_px:
             r.append("too_small")
         if overlap[i] > cfg.max_overlap:
             r.append("occluded")

@@ -15,7 +15,7 @@ import numpy as np
 from reid_ray.config import PairsJobConfig
 from reid_ray.io import candidates_path, write_table_atomic
 from reid_ray.models import registry
-from reid_ray.models.dlib_faces import FACE_CATEGORY, attach_faces_to_people
+from reid_ray.models.dlib_faces import attach_faces_to_people
 from reid_ray.records import Instances
 from reid_ray.schemas import CANDIDATE, table_from_rows
 from reid_ray.stages.clip_pairs import sample_frames
@@ -199,4 +199,3 @@ def _rescale(inst: Instances, factor: float, frame_shape: tuple[int, int]) -> In
     return replace(inst, boxes=inst.boxes * factor, masks=masks, keypoints=kps)
 
 
-__all__ = ["ClipSegmentStage", "clip_rows", "FACE_CATEGORY"]
