@@ -1,0 +1,24 @@
+"""The time-gap sweep: one run per gap, a curriculum summary and its plot."""
+import json
+
+import pytest
+
+from _paths import require_shared
+from reid_ray.config import load_config
+from reid_ray.sweep import sweep_time_gaps
+from reid_ray.video.synthetic import generate_corpus
+
+pytestmark = pytest.mark.ray
+
+
+def test_sweep_writes_curriculum(ray_local, tmp_path):
+    generate_corpus(tmp_path / "in", n_videos=1, seed=3, n_frames=150)
+    cfg = load_config("configs/local.yaml", [f"models_dir={require_shared('models').resolve()}", "clip_pairs.pairs_per_video=2", "sampling.frames_per_clip=3"])
+    summary = sweep_time_gaps(cfg, str(tmp_path / "in/manifest.csv"), tmp_path / "out", [2.0, 8.0])
+    saved = json.loads((tmp_path / "out/curriculum.json").read_text())
+    assert saved["gaps"] == [2.0, 8.0] and set(saved["per_gap"]) == {"2", "8"}
+    for g in ("2", "8"):
+        assert (tmp_path / f"out/gap_{g}/report.json").exists()
+        assert saved["per_gap"][g]["n_pairs"] == sum(saved["per_gap"][g]["by_label"].values())
+    png = tmp_path / "out/curriculum.png"
+    assert png.exists() and png.stat().st_size > 10_000 and summary["plot"] == str(png)
