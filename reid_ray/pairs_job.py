@@ -59,7 +59,7 @@ def run_pairs_job(cfg: PairsJobConfig, videos: str, out: Path) -> dict:
 
 def run_ray_pipeline(cfg: PairsJobConfig, videos: list[dict], out: Path) -> list[dict]:
     import ray
-    from ray.data import ActorPoolStrategy, DataContext
+    from ray.data import DataContext
 
     from reid_ray.stages.finalize import FinalizeVideo
     from reid_ray.stages.probe import ProbeStage
@@ -71,13 +71,16 @@ def run_ray_pipeline(cfg: PairsJobConfig, videos: list[dict], out: Path) -> list
     ds = ray.data.from_items(videos, override_num_blocks=max(1, len(videos)))
     ds = apply_stage(ds, Stage("probe", ProbeStage, kwargs, StageResources(num_cpus=1, max_actors=1)))
     ds = apply_stage(ds, Stage("segment", ClipSegmentStage, kwargs, cfg.resources.segment))
-    # Status rows are tiny; materialising them lets a run whose videos all failed at probe end cleanly.
-    ds = ds.materialize()
-    if ds.count() == 0:
+    # One small status row per clip comes back to the driver and is grouped per video here: cheaper and
+    # sturdier than a Ray shuffle (whose reduce fails on the empty blocks of videos that yield no clip).
+    by_video: dict[str, list[dict]] = {}
+    for row in ds.take_all():
+        by_video.setdefault(row["video_id"], []).append(row)
+    if not by_video:
         return []
-    ds = ds.groupby("video_id", num_partitions=max(1, min(len(videos), 64))).map_groups(
-        FinalizeVideo, fn_constructor_kwargs=kwargs, compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=0.5, batch_format="pandas"
-    )
+    groups = [{"video_id": v, "statuses": json.dumps(rows, default=float)} for v, rows in sorted(by_video.items())]
+    ds = ray.data.from_items(groups, override_num_blocks=len(groups))
+    ds = apply_stage(ds, Stage("finalize", FinalizeVideo, kwargs, StageResources(num_cpus=0.5, max_actors=2)))
     summaries = ds.take_all()
     for s in summaries:
         log(f"video {s['video_id']}: {s['n_clips_ok']} clip(s) ok, {s['n_clip_errors']} failed, {s['n_candidates']} candidates, {s['n_pairs']} pairs, {s['n_review']} to review")

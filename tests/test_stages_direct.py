@@ -61,6 +61,6 @@ def test_probe_segment_finalize_without_ray(setup):
     again = stage(batch([dict(zip(clips, vals)) for vals in zip(*clips.values())]))
     assert again["status"] == ["skipped", "skipped"]
 
-    summary = FinalizeVideo(cfg_json, str(out))(pd.DataFrame(statuses))
+    summary = FinalizeVideo(cfg_json, str(out)).finalize(pd.DataFrame(statuses))
     assert summary["video_id"].tolist() == ["direct"]
     assert pq.read_table(pairs_path(out, "direct")).num_rows == summary["n_pairs"].iloc[0]

@@ -1,105 +1,196 @@
-"""Label Studio import files and the JSON Lines review records for pairs routed to humans.
+"""Label Studio adapters for the review of uncertain pairs: labeling config, import tasks, review records.
 
-``write_review_outputs`` keeps ``tasks.json``, ``labeling_config.xml`` and ``records.jsonl`` keyed by pair id: a
-rerun with the same pairs writes identical files, new pairs are appended, nothing is duplicated."""
+``review_dir`` holds ``<pair_id>.png`` (the packets), ``tasks.json`` (Label Studio import),
+``labeling_config.xml`` and ``records.jsonl`` (one review record per pair; the annotator fills ``verdict``).
+Writes are idempotent and keyed by pair_id: a rerun with the same pairs leaves the files byte-identical and
+never touches a record that is already there (it may hold a verdict).
+"""
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
-# A fixed namespace so a pair's classification_id is the same in every run and on every machine.
-REVIEW_NAMESPACE = uuid.UUID("6f1d8f3a-2c55-4c8e-9a57-3f3a1f1c0b7e")
-CHOICES = (("Same", "1"), ("Different", "2"), ("Unsure", "3"))
+VERDICT_CHOICES = ("Same", "Different", "Unsure")
+PENDING = "pending"
+# Fixed namespace: classification ids are uuid5(namespace, pair_id), identical on every rerun and machine.
+RECORD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/reid-ray/review-records")
+
+TASKS_FILE = "tasks.json"
+CONFIG_FILE = "labeling_config.xml"
+RECORDS_FILE = "records.jsonl"
+
+
+class ReviewFileError(ValueError):
+    """An existing review file that cannot be read; the message names the file and line."""
 
 
 def labeling_config_xml() -> str:
-    """Two aligned thumbnails in one packet image, the question, and three choices with hotkeys 1-3."""
-    choices = "\n".join(f'    <Choice value="{v}" hotkey="{k}"/>' for v, k in CHOICES)
+    """The packet PNG is the one view (it already holds both crops, captions and overviews);
+    a single required radio choice with hotkeys 1/2/3."""
+    choices = "\n".join(
+        f'    <Choice value="{c}" hotkey="{i}"/>' for i, c in enumerate(VERDICT_CHOICES, start=1)
+    )
     return f"""<View>
-  <Header value="$question"/>
-  <Image name="packet" value="$image" zoom="true"/>
-  <Choices name="verdict" toName="packet" choice="single-radio" required="true" showInline="true">
+  <Header value="Is it the same entity in A and B? (1 Same, 2 Different, 3 Unsure)" size="5"/>
+  <Image name="packet" value="$image" zoom="true" zoomControl="true"/>
+  <Choices name="verdict" toName="packet" choice="single-radio" required="true"
+           requiredMessage="Pick Same, Different or Unsure" showInline="true">
 {choices}
   </Choices>
 </View>
 """
 
 
-def classification_id(pair_id: str) -> str:
-    return str(uuid.uuid5(REVIEW_NAMESPACE, pair_id))
+def default_image_uri(prefix: str = "") -> Callable[[dict], str]:
+    """``<prefix><pair_id>.png``: relative to review_dir by default; a URL or storage prefix for hosted images."""
+    return lambda pair: f"{prefix}{pair['pair_id']}.png"
 
 
-def _question(pair: dict) -> str:
-    what = pair["category"].split("|")[0]
-    return f"Same {what}? (conf {pair['confidence']:.2f}, gap {pair['gap_s']:.1f} s)"
-
-
-def tasks_json(pairs: Iterable[dict], image_uri_for: Callable[[dict], str]) -> list[dict]:
+def tasks_json(pairs: list[dict], image_uri_for: Callable[[dict], str]) -> list[dict]:
+    """Label Studio import tasks; ``image`` is what the config shows, the rest shows in the data manager."""
     return [
         {
             "data": {
                 "image": image_uri_for(p),
-                "question": _question(p),
                 "pair_id": p["pair_id"],
-                "category": p["category"],
-                "confidence": round(float(p["confidence"]), 4),
-                "gap_s": round(float(p["gap_s"]), 3),
+                "category": p.get("category"),
+                "confidence": _round(p.get("confidence"), 3),
+                "gap_s": _round(p.get("gap_s"), 3),
             }
         }
         for p in pairs
     ]
 
 
-def review_records(pairs: Iterable[dict], project_title: str, created_at: str, image_uri_for: Callable[[dict], str] | None = None) -> list[dict]:
-    records = []
-    for p in pairs:
-        cats = p["category"].split("|")
-        cat_a, cat_b = (cats[0], cats[-1])
-        score = round(float(p["confidence"]), 3)
-        records.append(
-            {
-                "project_title": project_title,
-                "classification_id": classification_id(p["pair_id"]),
-                "segment": [
-                    {"bbox": [round(float(v), 1) for v in p["a_bbox"]], "class": cat_a, "score": score},
-                    {"bbox": [round(float(v), 1) for v in p["b_bbox"]], "class": cat_b, "score": score},
-                ],
-                "created_at": created_at,
-                "status": "pending",
-                "pair_id": p["pair_id"],
-                "verdict": None,
-                "image": image_uri_for(p) if image_uri_for else f"{p['pair_id']}.png",
-            }
-        )
-    return records
+def classification_id(pair_id: str) -> str:
+    return str(uuid.uuid5(RECORD_NAMESPACE, pair_id))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def review_records(
+    pairs: list[dict],
+    project_title: str,
+    created_at: str,
+    *,
+    image_uri_for: Callable[[dict], str] | None = None,
+) -> list[dict]:
+    """One review record per pair: the two sides as segments (a then b), verdict null until answered."""
+    image_for = image_uri_for or default_image_uri()
+    return [
+        {
+            "project_title": project_title,
+            "classification_id": classification_id(p["pair_id"]),
+            "segment": [_segment(p, "a"), _segment(p, "b")],
+            "created_at": created_at,
+            "status": PENDING,
+            "pair_id": p["pair_id"],
+            "verdict": None,
+            "image": image_for(p),
+        }
+        for p in pairs
+    ]
 
 
-def write_review_outputs(pairs: list[dict], review_dir: Path, project_title: str, created_at: str, image_prefix: str = "") -> None:
+def _segment(pair: dict, side: str) -> dict:
+    cats = str(pair.get("category") or "").split("|")
+    cat = cats[0] if side == "a" or len(cats) == 1 else cats[1]  # "a_cat|b_cat" for unrelated pairs
+    return {
+        "bbox": [_round(v, 2) for v in pair[f"{side}_bbox"]],
+        "class": cat,
+        "score": _round(pair.get("confidence"), 3),
+    }
+
+
+def _round(v: float | None, nd: int) -> float | None:
+    return None if v is None else round(float(v), nd)
+
+
+def write_review_outputs(
+    pairs: list[dict],
+    review_dir: str | Path,
+    project_title: str,
+    created_at: str,
+    *,
+    image_prefix: str = "",
+) -> dict:
+    """Write/merge tasks.json, labeling_config.xml and records.jsonl. Returns counts (added, total)."""
     review_dir = Path(review_dir)
     review_dir.mkdir(parents=True, exist_ok=True)
-    uri = lambda p: f"{image_prefix}{p['pair_id']}.png"  # noqa: E731
-    tasks_path, records_path = review_dir / "tasks.json", review_dir / "records.jsonl"
-    tasks = {t["data"]["pair_id"]: t for t in (json.loads(tasks_path.read_text()) if tasks_path.exists() else [])}
-    records = {}
-    if records_path.exists():
-        for line in records_path.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                records[r["pair_id"]] = r
-    for t in tasks_json(pairs, uri):
-        tasks.setdefault(t["data"]["pair_id"], t)
-    for r in review_records(pairs, project_title, created_at, uri):
-        records.setdefault(r["pair_id"], r)  # an answered record is never reset by a rerun
-    order = sorted(tasks)
-    _write_atomic(tasks_path, json.dumps([tasks[k] for k in order], indent=1) + "\n")
-    _write_atomic(records_path, "".join(json.dumps(records[k], sort_keys=True) + "\n" for k in sorted(records)))
-    _write_atomic(review_dir / "labeling_config.xml", labeling_config_xml())
+    pairs = _unique_by_pair_id(pairs)
+    image_for = default_image_uri(image_prefix)
+
+    tasks_path = review_dir / TASKS_FILE
+    old_tasks = _read_tasks(tasks_path)
+    known = {t["data"]["pair_id"] for t in old_tasks}
+    tasks = old_tasks + tasks_json([p for p in pairs if p["pair_id"] not in known], image_for)
+
+    records_path = review_dir / RECORDS_FILE
+    old_records = read_records(records_path)
+    known_r = {r["pair_id"] for r in old_records}
+    new_records = review_records([p for p in pairs if p["pair_id"] not in known_r], project_title, created_at,
+                                 image_uri_for=image_for)
+    records = old_records + new_records
+
+    atomic_write_text(tasks_path, json.dumps(tasks, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(review_dir / CONFIG_FILE, labeling_config_xml())
+    atomic_write_text(records_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return {"added": len(new_records), "total": len(records), "review_dir": str(review_dir)}
+
+
+def _unique_by_pair_id(pairs: Iterable[dict]) -> list[dict]:
+    seen: dict[str, dict] = {}
+    for p in pairs:
+        seen.setdefault(p["pair_id"], p)  # first wins, order kept
+    return list(seen.values())
+
+
+def _read_tasks(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    try:
+        tasks = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ReviewFileError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(tasks, list):
+        raise ReviewFileError(f"{path}: expected a JSON list of tasks")
+    for i, t in enumerate(tasks):
+        if not isinstance(t, dict) or not isinstance(t.get("data"), dict) or "pair_id" not in t["data"]:
+            raise ReviewFileError(f"{path}: task {i} has no data.pair_id")
+    return tasks
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """Existing review records (kept verbatim on merge: they may hold an annotator's verdict)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ReviewFileError(f"{path}:{n}: not valid JSON ({err.msg})") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("pair_id"), str):
+            raise ReviewFileError(f"{path}:{n}: a record must be a JSON object with a string 'pair_id'")
+        out.append(rec)
+    return out
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Temp file in the same directory, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -177,8 +177,8 @@ def _clamp_box(bbox: Sequence[float], shape: tuple[int, int]) -> tuple[int, int,
     x1, y1, x2, y2 = (float(v) for v in bbox)
     x1, x2 = sorted((min(max(x1, 0), w - 1), min(max(x2, 0), w)))
     y1, y2 = sorted((min(max(y1, 0), h - 1), min(max(y2, 0), h)))
-    ix1, iy1 = int(math.floor(x1)), int(math.floor(y1))
-    return ix1, iy1, max(int(math.ceil(x2)), ix1 + 1), max(int(math.ceil(y2)), iy1 + 1)
+    ix1, iy1 = math.floor(x1), math.floor(y1)
+    return ix1, iy1, max(math.ceil(x2), ix1 + 1), max(math.ceil(y2), iy1 + 1)
 
 
 def _crop_window(box: tuple[int, int, int, int], shape: tuple[int, int], context_px: int, min_side: int) -> _Window:
@@ -327,7 +327,7 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], size: float, colour,
             cv2.putText(img, part, (x, y), FONT, size, colour, thickness, cv2.LINE_AA)
             x += cv2.getTextSize(part, FONT, size, thickness)[0][0]
         if i < len(parts) - 1:
-            r = max(2, int(round(3 * size)))
+            r = max(2, round(3 * size))
             cv2.circle(img, (x + r, y - int(9 * size)), r, colour, -1, cv2.LINE_AA)
             x += 2 * r
     return x
@@ -335,7 +335,7 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], size: float, colour,
 
 def _text_width(text: str, size: float, thickness: int) -> int:
     parts = text.split(_SEPARATOR)
-    dots = (len(parts) - 1) * 2 * max(2, int(round(3 * size)))
+    dots = (len(parts) - 1) * 2 * max(2, round(3 * size))
     return dots + sum(cv2.getTextSize(_ascii(p), FONT, size, thickness)[0][0] for p in parts if _ascii(p))
 
 
@@ -353,4 +353,4 @@ def _fit_text(
 
 
 def _fmt_seconds(s: float) -> str:
-    return f"{s:.1f}".rstrip("0").rstrip(".") if abs(s - round(s)) > 1e-6 else str(int(round(s)))
+    return f"{s:.1f}".rstrip("0").rstrip(".") if abs(s - round(s)) > 1e-6 else str(round(s))

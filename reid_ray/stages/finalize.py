@@ -3,6 +3,7 @@ pairs routed to humans, record the clips that failed, and write ``pairs/<video_i
 marks the video finished, so a rerun skips it."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -40,13 +41,18 @@ def _mask(c: dict):
 
 
 class FinalizeVideo:
-    """``map_groups`` callable over the segment stage's status rows of one video."""
+    """``map_batches`` callable: one row per video holding the segment stage's status rows as JSON."""
 
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
         self.out = Path(out_dir)
 
-    def __call__(self, status: pd.DataFrame) -> pd.DataFrame:
+    def __call__(self, batch: dict) -> dict[str, list]:
+        frames = [self.finalize(pd.DataFrame(json.loads(s))) for s in batch["statuses"]]
+        summary = pd.concat(frames, ignore_index=True)
+        return {k: summary[k].tolist() for k in SUMMARY_FIELDS}
+
+    def finalize(self, status: pd.DataFrame) -> pd.DataFrame:
         video_id = str(status["video_id"].iloc[0])
         clip_pairs = pq.read_table(clip_pairs_path(self.out, video_id)).to_pylist()
         failed = status[status["status"] == "error"]
