@@ -19,35 +19,40 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MODELS = ROOT.parent / "shared" / "models"
 
 
 class PeakRss:
-    """Sample the summed RSS of this process and all Ray processes every 0.2 s."""
+    """Sample the summed RSS of this process and all Ray processes every 0.2 s (from /proc: Linux only)."""
+
+    RAY_MARKERS = ("ray::", "raylet", "gcs_server", "ray/_private", "ray/dashboard")
 
     def __init__(self) -> None:
-        import psutil
-
-        self.psutil = psutil
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    @staticmethod
+    def _rss(pid: str) -> int:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _sample(self) -> int:
+        total = self._rss(str(os.getpid()))
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="ignore")
+                if int(pid) != os.getpid() and any(m in cmd for m in self.RAY_MARKERS):
+                    total += self._rss(pid)
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                pass
+        return total
+
     def _run(self) -> None:
-        me = self.psutil.Process()
         while not self._stop.is_set():
-            total = me.memory_info().rss
-            for p in self.psutil.process_iter(["name", "cmdline"]):
-                try:
-                    cmd = " ".join(p.info["cmdline"] or [])
-                    if p.pid != me.pid and ("ray::" in cmd or "raylet" in cmd or "gcs_server" in cmd or "ray/_private" in cmd):
-                        total += p.memory_info().rss
-                except (self.psutil.NoSuchProcess, self.psutil.AccessDenied):
-                    pass
-            self.peak = max(self.peak, total)
+            self.peak = max(self.peak, self._sample())
             time.sleep(0.2)
 
     def __enter__(self):
@@ -104,6 +109,27 @@ def stage_throughput(cfg, videos: list[dict]) -> dict:
     }
 
 
+def segment_stage_alone(cfg, videos: list[dict]) -> tuple[int, float]:
+    """The slowest stage's own throughput: ClipSegmentStage on every clip, in this process, one thread."""
+    import torch
+
+    from reid_ray.stages.clip_pairs import select_clip_pairs
+    from reid_ray.stages.segment import ClipSegmentStage, clip_rows
+    from reid_ray.video.decode import probe
+
+    torch.set_num_threads(1)
+    stage = ClipSegmentStage(cfg.model_dump_json(), tempfile.mkdtemp(prefix="bench_seg_"))
+    clips = []
+    for v in videos:
+        info = probe(v["uri"])
+        clips += [c for cp in select_clip_pairs(v, info.fps, info.n_frames, cfg.clip_pairs) for c in clip_rows(cp)]
+    stage.candidates(clips[0])  # warm-up
+    t = time.perf_counter()
+    for c in clips:
+        stage.process(c)
+    return len(clips), time.perf_counter() - t
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=4)
@@ -112,27 +138,29 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("REID_RAY_MODELS_DIR", str(SHARED_MODELS))
 
+    import pyarrow.compute as pc
+
     from reid_ray.config import load_config
     from reid_ray.io import read_tables
     from reid_ray.pairs_job import all_pairs, run_pairs_job
-    import pyarrow.compute as pc
-
     from reid_ray.schemas import CANDIDATE, CLIP_PAIR
     from reid_ray.video.sources import list_sources
     from reid_ray.video.synthetic import generate_corpus
 
     work = Path(tempfile.mkdtemp(prefix="bench_pairs_"))
     generate_corpus(work / "input", n_videos=args.videos, seed=123, n_frames=int(args.seconds * 10))
-    cfg = load_config(ROOT / "configs/local.yaml", [f"resources.segment.max_actors={args.actors}", f"resources.segment.min_actors={args.actors}", f"resources.num_cpus={max(2, args.actors)}"])
+    n = args.actors
+    cfg = load_config(ROOT / "configs/local.yaml", [f"resources.segment.max_actors={n}", f"resources.segment.min_actors={n}", f"resources.num_cpus={max(2, n)}"])
     videos, _ = list_sources(str(work / "input/manifest.csv"), cfg.sources)
-
     print(f"bench_pairs: {args.videos} synthetic videos x {args.seconds:g} s, CPU profile, {os.cpu_count()} cores")
-    alone = stage_throughput(cfg, videos)
-    propose = alone.pop("_propose")
+
+    models = stage_throughput(cfg, videos)
+    propose = models.pop("_propose")
+    n_clips, t_alone = segment_stage_alone(cfg, videos)
 
     with PeakRss() as mem:
         t0 = time.perf_counter()
-        report = run_pairs_job(cfg, str(work / "input/manifest.csv"), work / "out")
+        run_pairs_job(cfg, str(work / "input/manifest.csv"), work / "out")
         wall = time.perf_counter() - t0
     cands = read_tables(list((work / "out/candidates").rglob("*.parquet")), CANDIDATE)
     clip_pairs = read_tables(list((work / "out/clip_pairs").glob("*.parquet")), CLIP_PAIR).to_pylist()
@@ -144,26 +172,19 @@ def main() -> int:
 
     _, t_prop = timed(propose_all)
     n_pairs = all_pairs(work / "out").num_rows
-    frames = alone["frames"]
-    pipeline_fps = frames / wall
-    per_frame = {k: v for k, v in alone.items() if k.endswith("frames_per_s")}
-    slowest_name = min(per_frame, key=per_frame.get)
-    # Stages of one frame run one after another inside an actor: the actor's own rate combines them.
-    actor_fps = 1.0 / sum(1.0 / per_frame[k] for k in ("decode_frames_per_s", "segment_frames_per_s", "faces_frames_per_s", "embed_frames_per_s") if np.isfinite(per_frame[k]))
-
-    print("\nstage alone (1 thread)        throughput")
-    print(f"  decode                      {alone['decode_frames_per_s']:8.1f} frames/s")
-    print(f"  segment (YOLOX-nano)        {alone['segment_frames_per_s']:8.1f} frames/s")
-    print(f"  faces (dlib HOG + 5 kp)     {alone['faces_frames_per_s']:8.1f} frames/s")
-    print(f"  embed (EffNet-Lite0 + mean) {alone['embed_instances_per_s']:8.1f} instances/s ({alone['embed_frames_per_s']:.1f} frames/s, {alone['instances'] / frames:.1f} instances/frame)")
+    stage_rate = n_clips / t_alone
+    pipe_rate = n_clips / wall
+    print("\nmodels alone, one thread, on the sampled frames:")
+    print(f"  decode                      {models['decode_frames_per_s']:8.1f} frames/s")
+    print(f"  segment (YOLOX-nano)        {models['segment_frames_per_s']:8.1f} frames/s")
+    print(f"  faces (dlib HOG + 5 kp)     {models['faces_frames_per_s']:8.1f} frames/s")
+    print(f"  embed (EffNet-Lite0 + mean) {models['embed_instances_per_s']:8.1f} instances/s ({models['instances'] / models['frames']:.1f} instances/frame)")
     print(f"  propose + route             {n_pairs / t_prop:8.1f} pairs/s")
-    print(f"  one actor, all stages       {actor_fps:8.1f} frames/s")
-    print(f"\nwhole job through Ray Data ({args.actors} segment actors): {frames} frames in {wall:.1f} s = {pipeline_fps:.2f} frames/s, {n_pairs} pairs")
-    print(f"  peak memory (driver + Ray processes): {mem.peak / 2**30:.2f} GiB")
-    print(f"  slowest stage: {slowest_name} at {per_frame[slowest_name]:.1f} frames/s")
-    print(f"  pipeline / (slowest stage x {args.actors} actors) = {pipeline_fps / (per_frame[slowest_name] * args.actors):.2f}")
-    print(f"  pipeline / (one actor's all-stage rate x {args.actors}) = {pipeline_fps / (actor_fps * args.actors):.2f}")
-    print(f"  (job total includes Ray start-up and actor model loading: report seconds {report['seconds']})")
+    print("\nsegment stage alone (slowest stage: decode, dense tracking, faces, embed, quality), one thread:")
+    print(f"  {n_clips} clips in {t_alone:.1f} s = {stage_rate:.2f} clips/s ({stage_rate * cfg.sampling.frames_per_clip:.1f} sampled frames/s)")
+    print(f"\nwhole job through Ray Data, {n} segment actors, Ray start-up and model loading included:")
+    print(f"  {n_clips} clips in {wall:.1f} s = {pipe_rate:.2f} clips/s, {n_pairs} pairs; peak memory {mem.peak / 2**30:.2f} GiB (driver + Ray processes)")
+    print(f"  pipeline / slowest stage alone = {pipe_rate / stage_rate:.2f}   (ideal with {n} actors on {os.cpu_count()} cores: {min(n, os.cpu_count())}.00)")
     return 0
 
 
