@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from reid_ray.config import CONFIG_ERROR_EXIT_CODE, ConfigError, load_config_or_exit  # noqa: E402
 from reid_ray.pairs_job import run_pairs_job  # noqa: E402
+from reid_ray.models.download import DownloadError  # noqa: E402
 from reid_ray.video.sources import SourceError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     try:
         run_pairs_job(cfg, args.videos or default_videos(out), out)
-    except (ConfigError, SourceError) as err:
+    except (ConfigError, SourceError, DownloadError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return CONFIG_ERROR_EXIT_CODE
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from reid_ray.config import ConfigError, PairsJobConfig, StageResources
 from reid_ray.io import SUBDIRS, errors_path, pairs_path, read_tables, write_json_atomic, write_table_atomic
+from reid_ray.models.registry import preflight
 from reid_ray.pipeline import Stage, apply_stage, init_ray
 from reid_ray.schemas import ERROR, PAIR, table_from_rows
 from reid_ray.video.sources import list_sources
@@ -48,6 +49,8 @@ def run_pairs_job(cfg: PairsJobConfig, videos: str, out: Path) -> dict:
     if refused:
         write_table_atomic(table_from_rows(refused, ERROR), errors_path(out, "sources"))
     todo = [v for v in sources if not pairs_path(out, v["video_id"]).exists()]
+    if todo:
+        preflight(cfg)
     log(f"{len(sources)} usable video(s), {len(refused)} refused, {len(sources) - len(todo)} already finished, {len(todo)} to do")
     summaries = run_ray_pipeline(cfg, todo, out) if todo else []
     review = write_review(out, cfg, state["created_at"])

@@ -54,3 +54,16 @@ def test_job_exits_2_before_any_work(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "sampling.frames_per_clip" in proc.stderr
     assert not out.exists(), "no work (not even the output folder) before the config is valid"
+
+
+def test_missing_model_file_stops_before_ray_starts(tmp_path):
+    from _paths import require_shared
+
+    clip = require_shared("video/intel/one-by-one-person-detection.mp4")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "jobs/generate_pairs.py"), "--videos", str(clip), "--out", str(tmp_path / "o"),
+         "--set", "sources.default_license=CC-BY-4.0", "--set", f"segmenter.model={tmp_path / 'missing.onnx'}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and "missing.onnx" in proc.stderr, proc.stderr
+    assert "Started a local Ray" not in proc.stdout + proc.stderr

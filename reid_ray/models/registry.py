@@ -32,6 +32,15 @@ def build_segmenter(cfg: PairsJobConfig) -> Segmenter:
     return SEGMENTERS[cfg.segmenter.backend](cfg)
 
 
+def preflight(cfg: PairsJobConfig) -> None:
+    """Fetch model files in the driver, once, before any actor starts: a missing file or a failed download is
+    one clear error instead of every actor failing at start-up (and several actors downloading at once)."""
+    if cfg.segmenter.backend == "yolox":
+        from reid_ray.models.yolox import resolve_model_file
+
+        resolve_model_file(cfg.segmenter.model, cfg.resolved_models_dir())
+
+
 def build_face_detector(cfg: PairsJobConfig) -> FaceDetector | None:
     if cfg.faces.backend == "none":
         return None
