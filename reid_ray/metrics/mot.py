@@ -1,0 +1,158 @@
+"""Tracking metrics on MOTChallenge files: IDF1, MOTA and HOTA from TrackEval's own metric classes, and pairwise
+precision/recall of tracklet -> identity assignments.
+
+TrackEval's dataset classes want a benchmark folder layout (seqmaps, seqinfo.ini, tracker folders). We call
+its metric classes (``HOTA``, ``CLEAR``, ``Identity``) directly on the per-frame arrays they consume, prepared
+here the way ``trackeval.datasets.MotChallenge2DBox`` prepares them: ids renumbered 0..k-1, one entry per frame
+1..T, similarity = box IoU (TrackEval's own ``_calculate_box_ious``, xywh). Like TrackEval, ground-truth rows
+whose 7th column is 0 ("zero-marked") are left out. It does not drop distractor classes (MOT16/17 classes
+2, 7, 8 and 12) because our synthetic ground truth has class 1 only.
+
+Boxes: IoU depends only on where boxes are relative to each other. So the synthetic ground truth's 0-based
+pixels and MOTChallenge's 1-based pixels give the same scores as long as ground truth and prediction use the
+same convention. Mixing the two shifts every box by one pixel.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics.cluster import pair_confusion_matrix
+
+MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility", "extra")
+MIN_COLUMNS, MAX_COLUMNS = 6, len(MOT_COLUMNS)
+
+
+class MotFormatError(ValueError):
+    """A MOTChallenge file that cannot be read; the message names the file and line."""
+
+
+# ----------------------------------------------------------------------------------------------- read
+
+
+def read_mot(path: str | os.PathLike) -> pd.DataFrame:
+    """Rows ``frame,id,x,y,w,h[,conf[,class[,visibility[,extra]]]]`` (1-based frames, 6 to 10 columns).
+
+    Missing ``conf`` reads as 1 (counted). The other missing columns read as NaN. Blank lines and lines starting
+    with ``#`` are skipped. The parse is a plain line loop and not ``pandas.read_csv``, because an error must
+    name the file's own line number, and pandas loses that once it skips blank lines.
+    """
+    path = Path(path)
+    rows: list[list[float]] = []
+    seen: dict[tuple[int, int], int] = {}
+    with open(path, newline="") as fh:
+        for lineno, fields in enumerate(csv.reader(fh), start=1):
+            if not fields or not "".join(fields).strip() or fields[0].lstrip().startswith("#"):
+                continue
+            row = _parse_row(fields, path, lineno)
+            key = (int(row[0]), int(row[1]))
+            if key in seen:
+                raise MotFormatError(f"{path}:{lineno}: id {key[1]} appears twice in frame {key[0]} (first on line {seen[key]})")
+            seen[key] = lineno
+            rows.append(row)
+    df = pd.DataFrame(rows, columns=list(MOT_COLUMNS)) if rows else pd.DataFrame(columns=list(MOT_COLUMNS), dtype=float)
+    return df.astype({"frame": np.int64, "id": np.int64})
+
+
+def _parse_row(fields: list[str], path: Path, lineno: int) -> list[float]:
+    where = f"{path}:{lineno}"
+    if not MIN_COLUMNS <= len(fields) <= MAX_COLUMNS:
+        raise MotFormatError(f"{where}: expected {MIN_COLUMNS} to {MAX_COLUMNS} comma-separated values, got {len(fields)}: {','.join(fields)!r}")
+    try:
+        vals = [float(f) for f in fields]
+    except ValueError:
+        raise MotFormatError(f"{where}: not a number in {','.join(fields)!r}") from None
+    if not all(math.isfinite(v) for v in vals[:6]):
+        raise MotFormatError(f"{where}: frame, id and box must be finite: {','.join(fields)!r}")
+    frame, ident, _, _, w, h = vals[:6]
+    if frame != int(frame) or frame < 1:
+        raise MotFormatError(f"{where}: frame must be an integer >= 1 (MOTChallenge frames are 1-based), got {fields[0]!r}")
+    if ident != int(ident):
+        raise MotFormatError(f"{where}: id must be an integer, got {fields[1]!r}")
+    if w < 0 or h < 0:
+        raise MotFormatError(f"{where}: negative box width or height: {','.join(fields)!r}")
+    if len(vals) == MIN_COLUMNS:
+        vals.append(1.0)  # no confidence column: the row counts
+    return vals + [math.nan] * (MAX_COLUMNS - len(vals))
+
+
+# -------------------------------------------------------------------------------------------- metrics
+
+
+def mot_metrics(gt_df: pd.DataFrame, pred_df: pd.DataFrame, iou_threshold: float = 0.5) -> dict[str, float]:
+    """IDF1, MOTA and HOTA (plus their main parts) of ``pred_df`` against ``gt_df`` (frames of ``read_mot``).
+
+    ``iou_threshold`` is TrackEval's match threshold for CLEAR and Identity (0.5 in MOTChallenge). HOTA
+    averages over its own thresholds 0.05..0.95.
+    """
+    from trackeval.metrics import CLEAR, HOTA, Identity
+
+    data = _trackeval_data(gt_df[gt_df["conf"] != 0], pred_df)
+    quiet = {"THRESHOLD": iou_threshold, "PRINT_CONFIG": False}
+    hota = HOTA().eval_sequence(data)
+    clear = CLEAR(dict(quiet)).eval_sequence(data)
+    ident = Identity(dict(quiet)).eval_sequence(data)
+    return {
+        "IDF1": float(ident["IDF1"]), "IDP": float(ident["IDP"]), "IDR": float(ident["IDR"]),
+        "MOTA": float(clear["MOTA"]), "MOTP": float(clear["MOTP"]), "IDSW": int(clear["IDSW"]),
+        "FP": int(clear["CLR_FP"]), "FN": int(clear["CLR_FN"]),
+        "HOTA": float(np.mean(hota["HOTA"])), "DetA": float(np.mean(hota["DetA"])), "AssA": float(np.mean(hota["AssA"])),
+        "gt_dets": data["num_gt_dets"], "pred_dets": data["num_tracker_dets"],
+        "gt_ids": data["num_gt_ids"], "pred_ids": data["num_tracker_ids"], "frames": data["num_timesteps"],
+    }
+
+
+def _trackeval_data(gt: pd.DataFrame, pred: pd.DataFrame) -> dict:
+    """The per-sequence dict TrackEval's metrics read (see MotChallenge2DBox.get_preprocessed_seq_data)."""
+    from trackeval.datasets._base_dataset import _BaseDataset
+
+    n_frames = int(max(gt["frame"].max() if len(gt) else 0, pred["frame"].max() if len(pred) else 0))
+    gt_ids, gt_boxes = _per_frame(gt, n_frames)
+    tr_ids, tr_boxes = _per_frame(pred, n_frames)
+    sims = [_BaseDataset._calculate_box_ious(g, t, box_format="xywh") for g, t in zip(gt_boxes, tr_boxes)]
+    return {
+        "num_timesteps": n_frames,
+        "gt_ids": gt_ids, "tracker_ids": tr_ids, "similarity_scores": sims,
+        "num_gt_dets": len(gt), "num_tracker_dets": len(pred),
+        "num_gt_ids": int(gt["id"].nunique()), "num_tracker_ids": int(pred["id"].nunique()),
+    }
+
+
+def _per_frame(df: pd.DataFrame, n_frames: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Ids renumbered 0..k-1 and xywh boxes (float64), one array per frame 1..n_frames."""
+    if n_frames == 0:
+        return [], []
+    codes = pd.factorize(df["id"], sort=True)[0].astype(int)
+    boxes = df[["x", "y", "w", "h"]].to_numpy(np.float64)
+    frame = df["frame"].to_numpy(np.int64) - 1
+    order = np.argsort(frame, kind="stable")
+    cuts = np.searchsorted(frame[order], np.arange(1, n_frames))
+    idx = np.split(order, cuts)
+    return [codes[i] for i in idx], [boxes[i] for i in idx]
+
+
+# ------------------------------------------------------------------------------------ tracklet pairs
+
+
+def pairwise_tracklet_scores(pred_labels: dict, true_labels: dict) -> dict[str, float]:
+    """Precision, recall and F1 over all pairs of tracklets, where a pair is positive when both tracklets have
+    one identity. Counted on the tracklets present in both maps (pair counts from scikit-learn's
+    ``pair_confusion_matrix``). A score with a zero denominator is NaN (e.g. precision when nothing is
+    paired)."""
+    common = [k for k in pred_labels if k in true_labels]
+    if not common:
+        raise ValueError("the predicted and true tracklet maps share no tracklet id")
+    pred = pd.factorize(pd.Series([pred_labels[k] for k in common], dtype=object))[0]
+    true = pd.factorize(pd.Series([true_labels[k] for k in common], dtype=object))[0]
+    (_, fp), (fn, tp) = pair_confusion_matrix(true, pred) // 2  # ordered pairs -> unordered
+    precision = tp / (tp + fp) if tp + fp else math.nan
+    recall = tp / (tp + fn) if tp + fn else math.nan
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan  # = harmonic mean of P and R where both exist
+    return {
+        "precision": float(precision), "recall": float(recall), "f1": float(f1),
+        "tracklets": len(common), "pred_only": len(pred_labels) - len(common), "true_only": len(true_labels) - len(common),
+    }
