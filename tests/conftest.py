@@ -1,13 +1,29 @@
-"""Shared fixtures."""
+"""Shared fixtures: a real local Ray (in-process, and a `ray start --head` with token auth for `ray job submit`)
+and a real S3 API server (moto_server) on loopback."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
 
 
-# --- Ray head for `ray job submit` tests (see tests/ray_helpers.py) ---
-import shutil as _shutil  # noqa: E402
+@pytest.fixture(scope="session")
+def ray_local():
+    """One in-process local Ray for the tests that run pipelines: 2 CPUs, like CI."""
+    import ray
 
-import pytest as _pytest  # noqa: E402
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
 
 
-@_pytest.fixture(scope="session")
+@pytest.fixture(scope="session")
 def ray_head():
     """A real local Ray head (ray start --head) with token auth, on private ports and a private temp dir.
 
@@ -15,74 +31,60 @@ def ray_head():
     RAY_AUTH_TOKEN_PATH, RAY_ADDRESS); .client_env() merges .env into a clean copy of os.environ.
     Stopped at session end by signalling only its own processes (no `ray stop`).
     """
-    if _shutil.which("ray") is None:
-        _pytest.skip("the `ray` CLI is not on PATH")
+    if shutil.which("ray") is None:
+        pytest.skip("the `ray` CLI is not on PATH")
     from ray_helpers import running_head
 
     with running_head(num_cpus=2) as head:
         yield head
 
 
-# --- s3_server: a real S3 API (moto_server) on 127.0.0.1; self-contained, names prefixed _s3 ---
-import os as _s3_os  # noqa: E402
-import shutil as _s3_shutil  # noqa: E402
-import socket as _s3_socket  # noqa: E402
-import subprocess as _s3_subprocess  # noqa: E402
-import time as _s3_time  # noqa: E402
-import urllib.error as _s3_urlerror  # noqa: E402
-import urllib.request as _s3_urlrequest  # noqa: E402
-
-import pytest as _s3_pytest  # noqa: E402
-
-
-def _s3_free_port() -> int:
-    with _s3_socket.socket() as sock:
+def _free_port() -> int:
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _s3_wait_until_answers(url: str, proc: "_s3_subprocess.Popen", log_path, timeout_s: float = 30.0) -> None:
-    opener = _s3_urlrequest.build_opener(_s3_urlrequest.ProxyHandler({}))  # loopback: never via a proxy
-    deadline = _s3_time.monotonic() + timeout_s
-    while _s3_time.monotonic() < deadline:
+def _wait_until_answers(url: str, proc: subprocess.Popen, log_path, timeout_s: float = 30.0) -> None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"moto_server exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
         try:
             opener.open(url, timeout=1).close()
             return
-        except _s3_urlerror.HTTPError:
+        except urllib.error.HTTPError:
             return  # any HTTP answer means it is serving
         except OSError:
-            _s3_time.sleep(0.1)
+            time.sleep(0.1)
     raise RuntimeError(f"moto_server did not answer on {url} within {timeout_s:.0f} s: {log_path.read_text()[-2000:]}")
 
 
-@_s3_pytest.fixture(scope="session")
+@pytest.fixture(scope="session")
 def _s3_server_process(tmp_path_factory):
     """One moto_server for the session (startup takes a second or two); tests use distinct buckets."""
-    exe = _s3_shutil.which("moto_server")
+    exe = shutil.which("moto_server")
     if exe is None:
-        _s3_pytest.skip("moto_server is not on PATH (pip install 'moto[server]')")
-    port = _s3_free_port()
+        pytest.skip("moto_server is not on PATH (pip install 'moto[server]')")
+    port = _free_port()
     log_path = tmp_path_factory.mktemp("moto_server") / "moto_server.log"
     with log_path.open("wb") as log:
-        proc = _s3_subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=_s3_subprocess.STDOUT
-        )
+        proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _s3_wait_until_answers(url, proc, log_path)
+        _wait_until_answers(url, proc, log_path)
         yield url
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=10)
-        except _s3_subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
 
 
-@_s3_pytest.fixture
+@pytest.fixture
 def s3_server(_s3_server_process, monkeypatch):
     """Endpoint URL of a real S3 API server on loopback, with dummy credentials in the environment
     (restored after the test). Real AWS settings of the machine are hidden so nothing leaves it."""
@@ -92,19 +94,9 @@ def s3_server(_s3_server_process, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", _s3_os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", _s3_os.devnull)
-    no_proxy = ",".join(filter(None, [_s3_os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost"]))
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost"]))
     monkeypatch.setenv("NO_PROXY", no_proxy)
     monkeypatch.setenv("no_proxy", no_proxy)
     return _s3_server_process
-
-
-# --- ray_local: one in-process local Ray for the tests that run pipelines (2 CPUs, like CI) ---
-@_pytest.fixture(scope="session")
-def ray_local():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
