@@ -65,4 +65,6 @@ def build_head(cfg: PairsJobConfig) -> Head:
 
     if cfg.embedder.head == "mean":
         return MeanPoolHead()
-    raise ValueError(f"embedder.head '{cfg.embedder.head}': trained heads arrive with the training job; use 'mean'")
+    from reid_ray.models.set_heads import TrainedHead
+
+    return TrainedHead(cfg.embedder.head, device=cfg.embedder.device)

@@ -1,0 +1,59 @@
+"""Circle loss (pytorch-metric-learning) with cross-worker gathering and a non-finite guard.
+
+Gathering: PML's ``DistributedLossWrapper`` all-gathers embeddings and labels from every worker; the local
+part keeps its gradient, the others are constants, and it multiplies the loss by world size so DDP's
+gradient averaging gives the gradient of the loss over the global batch. Labels must therefore be global
+(the sampler gives identity indices over the whole data set) and every worker's batch the same size
+(``torch.distributed.all_gather`` needs equal shapes; the P x K sampler guarantees it).
+
+Non-finite losses: skip and count (choice). One poisoned batch should not kill a long run, but DDP would
+hang if one worker stepped and another skipped, so the decision is all-reduced (skip if any worker saw
+NaN/inf); ``NonFiniteGuard`` raises ``NonFiniteLossError`` after ``max_consecutive`` skips in a row.
+"""
+from __future__ import annotations
+
+import torch
+from pytorch_metric_learning.losses import CircleLoss
+from pytorch_metric_learning.utils.distributed import DistributedLossWrapper, is_distributed
+
+from reid_ray.train.config import LossConfig
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced NaN/inf losses repeatedly: lower the lr or gamma, or check the data for NaN patches."""
+
+
+def make_circle_loss(cfg: LossConfig) -> torch.nn.Module:
+    """CircleLoss(m, gamma) on cosine similarity; wrapped to gather across workers when DDP is initialised."""
+    loss = CircleLoss(m=cfg.m, gamma=cfg.gamma)
+    return DistributedLossWrapper(loss) if is_distributed() else loss
+
+
+def all_finite(loss: torch.Tensor) -> bool:
+    """True when the loss is finite on every worker (one all-reduce under DDP, so all workers agree)."""
+    bad = (~torch.isfinite(loss.detach())).any().to(torch.float32).reshape(1)
+    if is_distributed():
+        torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+    return bool(bad.item() == 0)
+
+
+class NonFiniteGuard:
+    """Counts skipped steps; raises after ``max_consecutive`` non-finite losses in a row (0: at the first)."""
+
+    def __init__(self, max_consecutive: int = 5) -> None:
+        self.max_consecutive = max_consecutive
+        self.skipped = 0
+        self._run = 0
+
+    def ok(self, loss: torch.Tensor) -> bool:
+        if all_finite(loss):
+            self._run = 0
+            return True
+        self.skipped += 1
+        self._run += 1
+        if self._run > self.max_consecutive:
+            raise NonFiniteLossError(
+                f"circle loss was NaN/inf on {self._run} consecutive steps ({self.skipped} skipped in all): "
+                "lower optimizer.lr or loss.gamma, or check the training data for NaN/inf patches"
+            )
+        return False

@@ -1,0 +1,256 @@
+"""Set heads, circle loss, P x K sampler, training data, evaluation, and a two-worker Ray Train DDP run."""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from reid_ray.models.set_heads import AttentionPool, MeanPool, TrainedHead, TransformerHead, build_head, pad_sets, save_head
+from reid_ray.train.config import LossConfig, SamplerConfig, TrainConfig
+from reid_ray.train.data import (
+    SampleTable, ingest_market1501, parse_market1501_name, read_samples, write_samples,
+)
+from reid_ray.train.losses import NonFiniteGuard, NonFiniteLossError, make_circle_loss
+from reid_ray.train.sampler import PKSampler, TrackletIndex, shard_shots
+
+D = 12
+
+
+def _heads() -> list[torch.nn.Module]:
+    torch.manual_seed(0)
+    return [MeanPool(D, 8), AttentionPool(D, 8, key_dim=6), TransformerHead(D, 8, d_model=16, layers=2, heads=2)]
+
+
+@pytest.mark.parametrize("head", _heads(), ids=["mean", "attention", "transformer"])
+def test_set_heads_shapes_padding_and_weights(head):
+    head.eval()
+    rng = np.random.default_rng(0)
+    sets = [rng.normal(size=(n, D)).astype(np.float32) for n in (3, 7, 1, 5)]
+    x, valid = pad_sets(sets)
+    assert x.shape == (4, 7, D) and valid.sum(1).tolist() == [3, 7, 1, 5]
+    with torch.no_grad():
+        emb, w = head.pool_with_weights(x, valid)
+        assert emb.shape == (4, 8)
+        assert torch.allclose(emb.norm(dim=1), torch.ones(4), atol=1e-5)
+        assert torch.allclose(head(x, valid), emb, atol=1e-5)  # forward and the weights path agree
+        assert torch.allclose(w.sum(1), torch.ones(4), atol=1e-5) and (w[~valid] == 0).all()
+        # Padding never changes the output: each set alone, and with garbage in the padded slots.
+        for i, s in enumerate(sets):
+            alone = head(*pad_sets([s]))
+            assert torch.allclose(alone[0], emb[i], atol=1e-5)
+        noisy = x.clone()
+        noisy[~valid] = 1e3
+        assert torch.allclose(head(noisy, valid), emb, atol=1e-5)
+
+
+def test_trained_head_roundtrip(tmp_path):
+    torch.manual_seed(1)
+    spec = {"kind": "transformer", "in_dim": D, "out_dim": 8, "d_model": 16, "layers": 1, "heads": 2}
+    model = build_head(spec).eval()
+    path = save_head(tmp_path / "head.pt", model, spec)
+    head = TrainedHead(path, batch_size=2)
+    sets = [np.random.default_rng(i).normal(size=(n, D)).astype(np.float32) for i, n in enumerate((4, 2, 9))]
+    out = head.pool(sets)
+    with torch.no_grad():
+        ref = model(*pad_sets(sets)).numpy()
+    assert out.shape == (3, 8) and np.allclose(out, ref, atol=1e-5)
+    emb, weights = head.attention(sets)
+    assert [len(w) for w in weights] == [4, 2, 9] and np.allclose([w.sum() for w in weights], 1, atol=1e-5)
+    with pytest.raises(ValueError, match="not a"):
+        torch.save({"x": 1}, tmp_path / "bad.pt")
+        TrainedHead(tmp_path / "bad.pt")
+
+
+# ------------------------------------------------------------------------------------------ loss
+
+
+def _circle_loss_by_hand(emb: np.ndarray, labels: np.ndarray, m: float, gamma: float) -> float:
+    """Sun et al. 2020, pair form: per anchor softplus(logsumexp_n(g an (sn - dn)) + logsumexp_p(-g ap (sp - dp)))
+    with ap = [1 + m - sp]+, an = [sn + m]+, dp = 1 - m, dn = m; mean over anchors with a non-zero loss."""
+    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    s = e @ e.T
+    per = []
+    for i in range(len(e)):
+        pos = [s[i, j] for j in range(len(e)) if j != i and labels[j] == labels[i]]
+        neg = [s[i, j] for j in range(len(e)) if labels[j] != labels[i]]
+        if not pos or not neg:  # an anchor without a positive or a negative has no loss
+            continue
+        lp = [-gamma * max(1 + m - sp, 0) * (sp - (1 - m)) for sp in pos]
+        ln = [gamma * max(sn + m, 0) * (sn - m) for sn in neg]
+        lse = lambda v: max(v) + math.log(sum(math.exp(x - max(v)) for x in v))  # noqa: E731
+        per.append(math.log1p(math.exp(lse(lp) + lse(ln))))
+    per = [p for p in per if p > 0]
+    return sum(per) / len(per)
+
+
+def test_circle_loss_matches_hand_computation():
+    emb = np.array([[1.0, 0.1, 0.0], [0.8, 0.3, 0.1], [0.1, 1.0, 0.2], [0.0, 0.7, 0.9], [0.5, 0.5, 0.5]])
+    labels = np.array([0, 0, 1, 1, 2])  # label 2 has no positive: that anchor contributes nothing
+    cfg = LossConfig(m=0.25, gamma=4.0)
+    got = make_circle_loss(cfg)(torch.tensor(emb, dtype=torch.float32), torch.tensor(labels)).item()
+    assert got == pytest.approx(_circle_loss_by_hand(emb, labels, 0.25, 4.0), rel=1e-5)
+
+
+def test_gamma_bound_and_nonfinite_guard():
+    with pytest.raises(ValueError, match="overflow"):
+        LossConfig(gamma=1000)
+    guard = NonFiniteGuard(max_consecutive=2)
+    assert guard.ok(torch.tensor(1.0))
+    assert not guard.ok(torch.tensor(float("nan"))) and not guard.ok(torch.tensor(float("inf")))
+    assert guard.ok(torch.tensor(0.5)) and guard.skipped == 2  # a finite step resets the run
+    guard.ok(torch.tensor(float("nan")))
+    guard.ok(torch.tensor(float("nan")))
+    with pytest.raises(NonFiniteLossError, match="consecutive"):
+        guard.ok(torch.tensor(float("nan")))
+    # A NaN embedding really gives a NaN circle loss (what the guard is for).
+    emb = torch.randn(4, 3)
+    emb[0, 0] = float("nan")
+    assert not torch.isfinite(make_circle_loss(LossConfig())(emb, torch.tensor([0, 0, 1, 1])))
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def _toy_table(n_videos=2, shots=2, people=4, frames=6, dim=D, seed=0, noise=0.6) -> SampleTable:
+    """Patch sets around per-identity prototypes; every shot shows all of its video's people."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for v in range(n_videos):
+        protos = rng.normal(size=(people, 3, dim))  # three "parts" per person
+        for s in range(shots):
+            for p in range(people):
+                for f in range(frames):
+                    n = int(rng.integers(2, 7))
+                    parts = protos[p, rng.integers(0, 3, n)]
+                    rows.append({"video_id": f"v{v}", "shot_id": f"s{s}", "tracklet_id": f"t{p}", "identity": f"v{v}/{p}",
+                                 "frame": f, "patches": (parts + noise * rng.normal(size=parts.shape)).astype(np.float32)})
+    return rows
+
+
+def test_parquet_roundtrip(tmp_path):
+    rows = _toy_table(n_videos=1, shots=1, people=2, frames=2)
+    rows[0]["identity"] = None
+    t = read_samples(write_samples(tmp_path / "s.parquet", rows))
+    assert len(t) == 4 and t.dim == D and t.identity[0] is None and t.identity[1] == "v0/0"
+    for r, p in zip(rows, t.patches):
+        assert np.array_equal(r["patches"], p)
+
+
+def test_sampler_pk_positives_hard_negatives_shards(tmp_path):
+    table = read_samples(write_samples(tmp_path / "s.parquet", _toy_table(n_videos=3, shots=2, people=4)))
+    index = TrackletIndex.from_table(table)
+    cfg = SamplerConfig(P=4, K=3, same_shot_fraction=0.5)
+    for world in (1, 2):
+        seen = []
+        for rank in range(world):
+            sampler = PKSampler(index, cfg, seed=3, rank=rank, world_size=world)
+            batches = list(sampler)
+            assert len(batches) == sampler.batches_per_epoch() >= 1
+            for rows, labels in batches:
+                assert len(rows) == 12 and len(set(labels.tolist())) == 4
+                keys = [table.tracklet_keys()[r] for r in rows]
+                for k in range(4):  # positives: K views of one tracklet
+                    assert len(set(keys[3 * k : 3 * k + 3])) == 1
+                anchor = keys[0]
+                same_shot = {k for k in keys if k[:2] == anchor[:2]}
+                assert len(same_shot) == 2  # round(P * 0.5) tracklets from the anchor's shot
+                assert {k[0] for k in keys if k[:2] != anchor[:2]} .isdisjoint({anchor[0]})  # rest: other videos
+                seen += keys
+            # deterministic with the seed
+            assert all(np.array_equal(a[0], b[0]) for a, b in zip(batches, PKSampler(index, cfg, 3, rank, world)))
+        shards = shard_shots(index, world, seed=3, epoch=0)
+        assert sum(len(s) for s in shards) == len(index)
+        assert len(set(np.concatenate(shards).tolist())) == len(index)  # disjoint
+        for s in shards:  # whole shots per rank
+            assert set(index.shot[s].tolist()).isdisjoint(set(np.setdiff1d(index.shot, index.shot[s]).tolist()))
+    s1, s2 = PKSampler(index, cfg, 3), PKSampler(index, cfg, 3)
+    s2.set_epoch(1)
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(s1, s2))  # epochs differ
+
+
+def test_market1501_names_and_ingest(tmp_path):
+    assert parse_market1501_name("0001_c1s1_000151_01.jpg") == (1, 1, 1, 151)
+    assert parse_market1501_name("-1_c3s2_012345_02.jpg") == (-1, 3, 2, 12345)
+    assert parse_market1501_name("Thumbs.db") is None
+    rng = np.random.default_rng(0)
+    names = ["0001_c1s1_000151_01.jpg", "0001_c2s1_000301_01.jpg", "0002_c1s1_000176_02.jpg",
+             "0000_c1s1_000001_00.jpg", "-1_c1s1_000002_00.jpg"]
+    for n in names:
+        cv2.imwrite(str(tmp_path / n), rng.integers(0, 255, (128, 64, 3), dtype=np.uint8))
+
+    class FakeEmbedder:  # the Market ingest only needs the PatchEmbedder protocol
+        dim = 5
+
+        def patch_sets(self, frame, instances):
+            assert instances.masks.all() and frame.shape == (128, 64, 3)
+            return [np.full((3, 5), frame.mean(), np.float32)]
+
+    t = read_samples(ingest_market1501(tmp_path, FakeEmbedder(), tmp_path / "out" / "m.parquet"))
+    assert len(t) == 3 and sorted(set(t.identity)) == ["market1501/0001", "market1501/0002"]
+    assert set(t.shot_id) == {"c1s1", "c2s1"} and t.patches[0].shape == (3, 5)
+
+
+def test_build_from_synthetic_gt_tracklets(tmp_path):
+    from reid_ray.train.data import build_from_synthetic
+
+    path = build_from_synthetic(tmp_path / "syn.parquet", n_videos=2, seed=5, every_k=4, work_dir=tmp_path,
+                                n_frames=24, width=320, height=180, n_people=3, cut_every_s=1.2)
+    t = read_samples(path)
+    assert len(t) > 10 and t.dim == 120 and all(len(p) >= 1 for p in t.patches)
+    assert set(t.video_id) == {"synthetic_s5_000", "synthetic_s5_001"} and set(t.shot_id) == {"shot000", "shot001"}
+    for v, tr, ident in zip(t.video_id, t.tracklet_id, t.identity):  # identity = video/GT id of the tracklet
+        assert ident == f"{v}/{tr.split('_')[0][2:]}"
+    assert all(f % 4 == 0 for f in t.frame)
+
+
+def test_retrieval_metrics_by_hand():
+    from reid_ray.train.evaluate import retrieval_metrics
+
+    # Query 0 (shot 0): gallery in shot 1 ranked [2 (wrong), 3 (right)] -> AP 0.5, rank-1 miss, rank-5 hit.
+    emb = np.array([[1, 0], [0, 1], [0.9, 0.1], [0.8, 0.2]], np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    ident = np.array([0, 1, 2, 0])
+    shot = np.array([0, 0, 1, 1])
+    m = retrieval_metrics(emb, ident, shot)
+    # queries with a true match in another shot: 0 (AP 1/2) and 3 (gallery [0 right, 1 wrong]: AP 1)
+    assert m["n_queries"] == 2 and m["mAP"] == pytest.approx(0.75) and m["rank1"] == 0.5 and m["rank5"] == 1.0
+
+
+# ------------------------------------------------------------------------------------------ Ray Train
+
+
+@pytest.mark.ray
+def test_two_worker_ddp_training_and_resume(ray_local, tmp_path):
+    from reid_ray.train.evaluate import evaluate_heads
+    from reid_ray.train.trainer import HEAD_FILE, read_history, run_training
+
+    data = write_samples(tmp_path / "train.parquet", _toy_table(n_videos=2, shots=2, people=4, frames=6, noise=1.0))
+    cfg = TrainConfig.model_validate({
+        "epochs": 3, "seed": 0,
+        "head": {"kind": "transformer", "in_dim": D, "out_dim": 8, "d_model": 16, "layers": 1, "heads": 2, "dropout": 0.0},
+        "loss": {"m": 0.25, "gamma": 32},
+        "sampler": {"P": 4, "K": 2, "batches_per_epoch": 6},
+        "optimizer": {"lr": 3e-3, "cosine": False},
+        "scaling": {"num_workers": 2},
+    })
+    result = run_training(cfg, str(data), str(tmp_path / "runs"), name="tiny")
+    assert result.error is None
+    with result.checkpoint.as_directory() as d:
+        hist = read_history(d)
+        head = TrainedHead(f"{d}/{HEAD_FILE}")
+    assert [h["epoch"] for h in hist] == [0, 1, 2] and hist[0]["workers"] == 2
+    assert hist[-1]["loss"] < hist[0]["loss"] and all(h["nonfinite_skips"] == 0 for h in hist)
+    table = read_samples(data)
+    out = head.pool(table.patches[:5])
+    assert out.shape == (5, 8) and np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    metrics = evaluate_heads(table, {"trained": head})
+    assert metrics["trained"]["n_queries"] == 16
+
+    # Same storage path and name, more epochs: resumes at epoch 3 from the latest checkpoint.
+    resumed = run_training(cfg.model_copy(update={"epochs": 4}), str(data), str(tmp_path / "runs"), name="tiny")
+    assert resumed.error is None and resumed.metrics["epoch"] == 3
+    with resumed.checkpoint.as_directory() as d:
+        assert [h["epoch"] for h in read_history(d)] == [0, 1, 2, 3]
