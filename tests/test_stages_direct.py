@@ -64,3 +64,27 @@ def test_probe_segment_finalize_without_ray(setup):
     summary = FinalizeVideo(cfg_json, str(out)).finalize(pd.DataFrame(statuses))
     assert summary["video_id"].tolist() == ["direct"]
     assert pq.read_table(pairs_path(out, "direct")).num_rows == summary["n_pairs"].iloc[0]
+
+
+def test_segment_stage_uses_a_trained_head_checkpoint(setup, tmp_path):
+    """`embedder.head: <checkpoint>` swaps mean pooling for the trained set head (random weights here:
+    this checks the plumbing, not quality)."""
+    import json
+
+    import torch
+
+    from reid_ray.models.set_heads import build_head, save_head
+    from reid_ray.stages.clip_pairs import select_clip_pairs
+    from reid_ray.stages.segment import clip_rows
+
+    root, video, cfg_json = setup
+    torch.manual_seed(0)
+    spec = {"kind": "transformer", "in_dim": 120, "out_dim": 32}
+    ckpt = save_head(tmp_path / "head.pt", build_head(spec), spec)
+    cfg = json.loads(cfg_json)
+    cfg["embedder"]["head"] = str(ckpt)
+    stage = ClipSegmentStage(json.dumps(cfg), str(tmp_path / "out"))
+    clip = clip_rows(select_clip_pairs({"video_id": "direct", "uri": str(video.video_path), "license": "synthetic"}, 10.0, 120, stage.cfg.clip_pairs)[0])[0]
+    rows, _ = stage.candidates(clip)
+    emb = np.array([r["embedding"] for r in rows])
+    assert emb.shape[1] == 32 and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
