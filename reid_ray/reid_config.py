@@ -1,0 +1,87 @@
+"""Configuration of the long-video re-identification job (``jobs/reid_videos.py``): shots -> tracklets ->
+tracklet distances -> constrained clustering -> one identity per person per video.
+
+Reuses the pair job's sections for sources, segmenter and embedder, so ``registry.build_segmenter`` /
+``build_embedder`` / ``build_head`` / ``preflight`` take this config as they take ``PairsJobConfig``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from reid_ray.config import (
+    MODELS_DIR_ENV,
+    EmbedderConfig,
+    SegmenterConfig,
+    SourcesConfig,
+    StageResources,
+    Strict,
+)
+from reid_ray.tracking.distances import TrackletDistanceConfig
+
+
+class ShotsConfig(Strict):
+    threshold: float = Field(0.5, ge=0, le=1, description="TransNetV2 cut probability above which a shot ends.")
+    max_shot_frames: int = Field(
+        600, ge=2, description="Longer shots are split: bounds the tracker's memory and one tracker error's reach."
+    )
+
+
+class TrackingConfig(Strict):
+    min_iou: float = Field(0.3, ge=0, le=1, description="IoU gate of frame-to-frame association.")
+    max_missed: int = Field(2, ge=0, description="Frames a track may go undetected and still continue.")
+    min_tracklet_frames: int = Field(3, ge=1, description="Shorter tracklets are dropped (mostly false detections).")
+    appearance_weight: float = Field(0.5, ge=0, le=1, description="Share of appearance (vs geometry) in association.")
+    min_similarity: float = Field(0.5, ge=-1, le=1, description="Appearance gate of association (cosine).")
+    split_similarity: float | None = Field(
+        0.9, ge=-1, le=1, description="Cut a track where consecutive clean views are less similar (cosine); null: never."
+    )
+    max_overlap: float = Field(
+        0.0, ge=0, le=1, description="A view covered more than this by another person's box is not 'clean'."
+    )
+    border_px: float = Field(
+        2.0, ge=0, description="A track missed right after touching the frame edge this closely has left: it ends."
+    )
+    max_side_px: int = Field(960, ge=64, description="Frames larger than this are downscaled for the segmenter.")
+
+
+class DistanceConfig(TrackletDistanceConfig):
+    shard_above: int = Field(64, ge=1, description="More tracklets than this: the matrix is computed by Ray tasks.")
+    block: int = Field(32, ge=1, description="Tracklets per block of the sharded matrix.")
+
+
+class ClusteringConfig(Strict):
+    threshold: float = Field(0.22, ge=0, description="Linkage distance up to which tracklets join (inclusive).")
+    linkage: Literal["average", "complete"] = "average"
+
+
+class ReidResourcesConfig(Strict):
+    video: StageResources = Field(default_factory=StageResources, description="The per-video actor.")
+    ray_address: str | None = Field(None, description="None: join a running cluster if any, else start a local one.")
+    num_cpus: int | None = Field(None, description="CPUs of a locally started Ray (None: all).")
+
+
+class ReidJobConfig(Strict):
+    models_dir: str | None = Field(None, description=f"Directory of model files; env {MODELS_DIR_ENV} overrides.")
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    segmenter: SegmenterConfig = Field(default_factory=lambda: SegmenterConfig(categories={"person": ["person"]}))
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    shots: ShotsConfig = Field(default_factory=ShotsConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    distance: DistanceConfig = Field(default_factory=DistanceConfig)
+    clustering: ClusteringConfig = Field(default_factory=ClusteringConfig)
+    resources: ReidResourcesConfig = Field(default_factory=ReidResourcesConfig)
+
+    def resolved_models_dir(self) -> Path:
+        d = os.environ.get(MODELS_DIR_ENV) or self.models_dir or "~/.cache/reid_ray/models"
+        return Path(d).expanduser()
+
+    def fingerprint(self) -> str:
+        """Key of everything that changes results (not where Ray runs or how the matrix is sharded)."""
+        payload = self.model_dump(mode="json", exclude={"resources": True, "distance": {"shard_above", "block"}})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

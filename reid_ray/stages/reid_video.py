@@ -1,0 +1,248 @@
+"""The per-video actor of the re-identification job: one row per video, decoded inside the actor.
+
+shots (TransNetV2) -> per-frame person instances (segmenter, or a public-detections file) -> tracklets within
+shots -> per-frame patch embeddings -> tracklet distances (Chamfer-p) -> clustering that never joins
+tracklets sharing a frame -> identities, written under ``<out>/<video_id>/`` with ``report.json`` last.
+
+A plain callable: Ray Data runs it as an actor pool; a test may call ``process`` directly.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow as pa
+
+from reid_ray.io import errors_path, write_json_atomic, write_table_atomic
+from reid_ray.models import registry
+from reid_ray.models.transnet import INPUT_HW, TransNetShotDetector
+from reid_ray.records import Instances, clip_boxes
+from reid_ray.reid_config import ReidJobConfig
+from reid_ray.schemas import BBOX, ERROR, error_row, table_from_rows
+from reid_ray.tracking.associate import AssociationParams
+from reid_ray.tracking.clustering import cluster_hierarchy, temporal_overlap
+from reid_ray.tracking.distances import distance_matrix, sharded_distance_matrix
+from reid_ray.tracking.public_detections import (
+    DetectionsFormatError,
+    read_public_detections,
+)
+from reid_ray.tracking.tracklets import Tracklet, build_tracklets
+from reid_ray.video.decode import VideoDecodeError, iter_frames, local_video, probe
+
+STAGE = "reid_video"
+SUMMARY_FIELDS = ("video_id", "status", "n_frames", "n_shots", "n_tracklets", "n_identities", "error_type", "message", "seconds")
+
+TRACKLET = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("shot_id", pa.int64()),
+        ("tracklet_id", pa.int64()),
+        ("identity", pa.int64()),  # 1-based, as in identities.txt
+        ("frame", pa.int64()),  # 0-based
+        ("bbox", BBOX),  # x1, y1, x2, y2, 0-based source pixels
+        ("score", pa.float32()),
+        ("embedding", pa.list_(pa.float32())),
+    ]
+)
+
+
+def video_dir(out: Path, video_id: str) -> Path:
+    return Path(out) / video_id
+
+
+def is_finished(out: Path, video_id: str) -> bool:
+    return (video_dir(out, video_id) / "report.json").exists()
+
+
+def _rescale(inst: Instances, factor: float) -> Instances:
+    return replace(inst, boxes=inst.boxes * factor, masks=None)
+
+
+class ReidVideoStage:
+    """Callable class for ``map_batches``: models load once per actor."""
+
+    def __init__(self, cfg_json: str, out_dir: str, detections_dir: str | None = None) -> None:
+        self.cfg = ReidJobConfig.model_validate_json(cfg_json)
+        self.out = Path(out_dir)
+        self.detections_dir = Path(detections_dir) if detections_dir else None
+        self.segmenter = None if self.detections_dir else registry.build_segmenter(self.cfg)
+        self.embedder = registry.build_embedder(self.cfg)
+        self.head = registry.build_head(self.cfg)
+        self.shot_detector = TransNetShotDetector(threshold=self.cfg.shots.threshold)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        n = len(batch["video_id"])
+        rows = [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in batch.items()} for i in range(n)]
+        summaries = [self.process(r) for r in rows]
+        return {k: [s[k] for s in summaries] for k in SUMMARY_FIELDS}
+
+    # ------------------------------------------------------------------------------------------ driver
+
+    def process(self, video: dict) -> dict:
+        t0 = time.perf_counter()
+        vid = video["video_id"]
+        summary = {k: 0 for k in SUMMARY_FIELDS} | {"video_id": vid, "status": "ok", "error_type": "", "message": "", "seconds": 0.0}
+        if is_finished(self.out, vid):
+            summary["status"] = "skipped"
+            return summary
+        err_path = errors_path(self.out, vid)
+        try:
+            report = self.run(video)
+            err_path.unlink(missing_ok=True)  # an earlier failed attempt's record no longer holds
+            summary.update({k: report["counts"][k] for k in ("n_frames", "n_shots", "n_tracklets", "n_identities")})
+        except Exception as err:  # noqa: BLE001  (one bad video must not end the job: it becomes an error row)
+            kind = "decode" if isinstance(err, VideoDecodeError) else "detections" if isinstance(err, DetectionsFormatError) else type(err).__name__
+            msg = str(err) if kind in ("decode", "detections") else f"{err}\n{traceback.format_exc(limit=4)}"
+            write_table_atomic(table_from_rows([error_row(STAGE, msg, video_id=vid, uri=video.get("uri", ""), error_type=kind)], ERROR), err_path)
+            summary.update(status="error", error_type=kind, message=msg)
+        summary["seconds"] = round(time.perf_counter() - t0, 3)
+        return summary
+
+    def run(self, video: dict) -> dict:
+        vid, timings = video["video_id"], {}
+        out = video_dir(self.out, vid)
+        out.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        with local_video(video["uri"], self.cfg.sources) as local:
+            info = probe(local)
+            given = None
+            if self.detections_dir is not None:  # read before decoding: a bad file fails fast
+                given = read_public_detections(self.detections_dir / f"{vid}.txt", info.n_frames)
+            small, detections, embeddings, shape = self.scan(local, given)
+            timings["scan_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            shots = self.shot_detector.shots_from_frames(small) if len(small) else []
+            timings["shots_s"] = time.perf_counter() - t
+            tr = self.cfg.tracking
+            tracklets = build_tracklets(
+                detections, shots, shape,
+                AssociationParams(min_iou=tr.min_iou, min_similarity=tr.min_similarity, appearance_weight=tr.appearance_weight),
+                tr.max_missed, tr.min_tracklet_frames, self.cfg.shots.max_shot_frames, tr.border_px,
+                embeddings if tr.appearance_weight > 0 or tr.split_similarity is not None else None,
+                tr.split_similarity, tr.max_overlap,
+            )
+            embs = [np.stack([embeddings[f][i] for f, i in zip(tk.frames, tk.det_index)]) for tk in tracklets]
+            t = time.perf_counter()
+            # Compared on clean views only (whole, unobstructed): occluded views dominate a Chamfer-p distance.
+            dist, sharded = self.distances([e[tk.clean] if tk.clean.any() else e for e, tk in zip(embs, tracklets)])
+            timings["distances_s"] = time.perf_counter() - t
+            cannot_link = temporal_overlap([tk.frames for tk in tracklets])
+            c = self.cfg.clustering
+            labels, z = cluster_hierarchy(dist, cannot_link, c.threshold, c.linkage) if tracklets else (np.zeros(0, np.int64), np.zeros((0, 4)))
+            identity = labels + 1  # MOTChallenge ids start at 1
+            t = time.perf_counter()
+            self.write_tables(out, vid, tracklets, identity, embs)
+            figures = self.write_figures(out, vid, tracklets, identity, embs, z)
+            timings["figures_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            self.write_videos(out, local, info.fps, tracklets, identity)
+            timings["videos_s"] = time.perf_counter() - t
+        report = {
+            "video_id": vid,
+            "uri": video["uri"],
+            "license": video.get("license", ""),
+            "fps": info.fps,
+            "detections": "public" if given is not None else self.cfg.segmenter.backend,
+            "shots": [list(s) for s in shots],
+            "counts": {
+                "n_frames": info.n_frames,
+                "n_shots": len(shots),
+                "n_detections": int(sum(len(d) for d in detections)),
+                "n_tracklets": len(tracklets),
+                "n_tracklet_frames": int(sum(len(tk) for tk in tracklets)),
+                "n_cannot_link_pairs": int(np.triu(cannot_link, 1).sum()),
+                "n_identities": len(np.unique(identity)),
+            },
+            "clusters": {str(int(i)): [int(tk.tracklet_id) for tk, l in zip(tracklets, identity) if l == i] for i in np.unique(identity)},
+            "distance": {**self.cfg.distance.model_dump(), "sharded": sharded},
+            "clustering": self.cfg.clustering.model_dump(),
+            "figures": figures,
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        }
+        write_json_atomic(report, out / "report.json")  # last: its presence marks the video finished
+        return report
+
+    # ------------------------------------------------------------------------------------------ steps
+
+    def scan(self, path: str, given: list[Instances] | None):
+        """One decoding pass: TransNetV2 inputs, person instances and one embedding per instance per frame."""
+        small, detections, embeddings, shape = [], [], [], (0, 0)
+        for idx, frame in iter_frames(path):
+            shape = frame.shape[:2]
+            small.append(cv2.resize(frame, INPUT_HW[::-1], interpolation=cv2.INTER_AREA))
+            inst = given[idx] if given is not None else self.detect(frame)
+            inst = inst.select(np.flatnonzero(inst.categories == "person")) if len(inst) else inst
+            if len(inst):  # boxes past the edge (detector or file) would make empty crops
+                inst = replace(inst, boxes=clip_boxes(inst.boxes, shape))
+                inst = inst.select(np.flatnonzero((inst.boxes[:, 2] - inst.boxes[:, 0] >= 2) & (inst.boxes[:, 3] - inst.boxes[:, 1] >= 2)))
+            detections.append(inst)
+            if len(inst):
+                masked = inst.with_masks(shape, self.cfg.segmenter.box_mask)
+                embeddings.append(self.head.pool(self.embedder.patch_sets(frame, masked)))
+            else:
+                embeddings.append(np.zeros((0, self.embedder.dim), np.float32))
+        small_arr = np.stack(small) if small else np.zeros((0, *INPUT_HW, 3), np.uint8)
+        return small_arr, detections, embeddings, shape
+
+    def detect(self, frame: np.ndarray) -> Instances:
+        h, w = frame.shape[:2]
+        s = min(1.0, self.cfg.tracking.max_side_px / max(h, w))
+        if s >= 1.0:
+            return self.segmenter.segment([frame])[0]
+        small = cv2.resize(frame, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_AREA)
+        return _rescale(self.segmenter.segment([small])[0], 1.0 / s)
+
+    def distances(self, embs: list[np.ndarray]) -> tuple[np.ndarray, bool]:
+        d = self.cfg.distance
+        if len(embs) < 2:
+            return np.zeros((len(embs), len(embs))), False
+        if len(embs) > d.shard_above:
+            return sharded_distance_matrix(embs, d.block, d.method, d.p, d.q), True
+        return distance_matrix(embs, d.method, d.p, d.q), False
+
+    # ------------------------------------------------------------------------------------------ outputs
+
+    def write_tables(self, out: Path, vid: str, tracklets: list[Tracklet], identity: np.ndarray, embs: list[np.ndarray]) -> None:
+        rows, mot = [], []
+        for tk, ident, emb in zip(tracklets, identity, embs):
+            for f, box, score, e in zip(tk.frames, tk.boxes, tk.scores, emb):
+                rows.append({"video_id": vid, "shot_id": tk.shot_id, "tracklet_id": tk.tracklet_id, "identity": int(ident),
+                             "frame": int(f), "bbox": [float(v) for v in box], "score": float(score), "embedding": e.tolist()})
+                x1, y1, x2, y2 = (float(v) for v in box)
+                # MOTChallenge: 1-based frames and pixels (see reid_ray.tracking.public_detections).
+                mot.append((int(f) + 1, int(ident), f"{int(f) + 1},{int(ident)},{x1 + 1:.2f},{y1 + 1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{float(score):.4f},-1,-1,-1"))
+        write_table_atomic(table_from_rows(rows, TRACKLET), out / "tracklets.parquet")
+        text = "\n".join(line for _, _, line in sorted(mot)) + ("\n" if mot else "")
+        tmp = out / ".identities.txt.tmp"
+        tmp.write_text(text)
+        tmp.replace(out / "identities.txt")
+
+    def write_figures(self, out: Path, vid: str, tracklets: list[Tracklet], identity: np.ndarray, embs: list[np.ndarray], z: np.ndarray) -> dict:
+        from reid_ray.viz.dendrogram import plot_dendrogram
+        from reid_ray.viz.umap_plot import plot_embedding_clusters
+
+        figures = {}
+        if len(tracklets) >= 2:
+            labels = [f"t{tk.tracklet_id} s{tk.shot_id} f{tk.frames[0]}-{tk.frames[-1]} id{i}" for tk, i in zip(tracklets, identity)]
+            plot_dendrogram(z, labels, self.cfg.clustering.threshold, out / "cluster_hierarchy_dendrogram.png", title=f"{vid}: {len(tracklets)} tracklets")
+            figures["dendrogram"] = "cluster_hierarchy_dendrogram.png"
+        all_emb = np.concatenate(embs) if embs else np.zeros((0, self.embedder.dim), np.float32)
+        per_frame_id = np.concatenate([np.full(len(e), i) for e, i in zip(embs, identity)]) if embs else np.zeros(0, np.int64)
+        _, method = plot_embedding_clusters(all_emb, per_frame_id, out / "embedding_clusters_umap.png", title=f"{vid}:")
+        figures["embedding_clusters"] = {"file": "embedding_clusters_umap.png", "method": method}
+        return figures
+
+    def write_videos(self, out: Path, local: str, fps: float, tracklets: list[Tracklet], identity: np.ndarray) -> None:
+        from reid_ray.viz.videos import write_box_videos
+
+        by_identity: dict[int, list] = {}
+        by_tracklet: dict[int, list] = {}
+        for tk, ident in zip(tracklets, identity):
+            for f, box in zip(tk.frames, tk.boxes):
+                by_identity.setdefault(int(f), []).append((box, int(ident), f"id {int(ident)}"))
+                by_tracklet.setdefault(int(f), []).append((box, int(tk.tracklet_id), f"t{tk.tracklet_id}"))
+        write_box_videos(iter_frames(local), fps, {out / "final_reid_output.mp4": by_identity, out / "raw_tracklets_output.mp4": by_tracklet})

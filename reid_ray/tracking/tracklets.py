@@ -1,0 +1,131 @@
+"""Per-frame detections -> tracklets: pieces of one person's track inside one shot.
+
+A tracklet is only trusted where IoU tracking is trustworthy: association runs separately inside each
+segment (a TransNetV2 shot, split into pieces of at most ``max_shot_frames``), so no tracklet crosses a cut;
+and a track that was last seen touching the frame edge and then missed has left the frame, so it ends there
+even when the tracker would continue it (whoever comes back in is a question for re-identification).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reid_ray.records import Instances
+from reid_ray.tracking.associate import (
+    AssociationParams,
+    link_frames,
+    split_on_appearance,
+)
+
+
+@dataclass(frozen=True)
+class Tracklet:
+    tracklet_id: int
+    shot_id: int
+    frames: np.ndarray  # (n,) int64, 0-based, increasing
+    boxes: np.ndarray  # (n, 4) float32 xyxy, source pixels
+    scores: np.ndarray  # (n,) float32
+    det_index: np.ndarray  # (n,) int64: row of this detection within its frame's Instances
+    clean: np.ndarray  # (n,) bool: view neither cut by the frame edge nor overlapped by another person
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def split_segments(shots: list[tuple[int, int]], max_shot_frames: int) -> list[tuple[int, int, int]]:
+    """(shot_id, start, end) pieces of at most ``max_shot_frames`` frames, covering every shot."""
+    out = []
+    for shot_id, (s, e) in enumerate(shots):
+        n_pieces = max(1, -(-(e - s) // max_shot_frames))
+        bounds = np.linspace(s, e, n_pieces + 1).round().astype(int)  # even pieces: no 2-frame tail
+        out.extend((shot_id, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a)
+    return out
+
+
+def touches_border(box: np.ndarray, frame_shape: tuple[int, int], margin: float) -> bool:
+    h, w = frame_shape
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return x1 <= margin or y1 <= margin or x2 >= w - margin or y2 >= h - margin
+
+
+def clean_views(detections: list[Instances], frame_shape: tuple[int, int], border_px: float, max_overlap: float) -> list[np.ndarray]:
+    """Per frame, which detections show a whole, unobstructed person: the views whose look can be trusted
+    (another person's box over a core mask, or a body cut by the edge, changes the embedding more than
+    the identity does)."""
+    out = []
+    for d in detections:
+        n = len(d)
+        ok = np.array([not touches_border(b, frame_shape, border_px) for b in d.boxes], bool).reshape(n)
+        if n > 1:
+            b = d.boxes
+            lt = np.maximum(b[:, None, :2], b[None, :, :2])
+            rb = np.minimum(b[:, None, 2:], b[None, :, 2:])
+            inter = (rb - lt).clip(0).prod(-1)
+            np.fill_diagonal(inter, 0)
+            area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-6)
+            ok &= (inter / area[:, None]).max(1) <= max_overlap
+        out.append(ok)
+    return out
+
+
+def _split_on_exits(frames: np.ndarray, boxes: np.ndarray, frame_shape: tuple[int, int], margin: float) -> list[np.ndarray]:
+    """Index runs of one track, cut after every gap that follows a box at the frame edge (the object left)."""
+    cuts = [
+        k + 1
+        for k in range(len(frames) - 1)
+        if frames[k + 1] - frames[k] > 1 and touches_border(boxes[k], frame_shape, margin)
+    ]
+    return np.split(np.arange(len(frames)), cuts)
+
+
+def build_tracklets(
+    detections: list[Instances],
+    shots: list[tuple[int, int]],
+    frame_shape: tuple[int, int],
+    params: AssociationParams,
+    max_missed: int,
+    min_frames: int,
+    max_shot_frames: int,
+    border_px: float = 2.0,
+    embeddings: list[np.ndarray] | None = None,
+    split_similarity: float | None = None,
+    max_overlap: float = 0.0,
+) -> list[Tracklet]:
+    """Tracklets (ids 0..k-1, in order of first frame) from one video's per-frame detections.
+
+    With ``embeddings`` (one L2-normalised row per detection), association also weighs appearance, and with
+    ``split_similarity`` a track is cut where consecutive clean views look less alike than that: boxes of two
+    people who cross can swap under IoU, and a tracklet holding two people can never cluster right."""
+    clean = clean_views(detections, frame_shape, border_px, max_overlap)
+    pieces: list[tuple[int, np.ndarray, np.ndarray]] = []  # (shot_id, frames, det_index)
+    for shot_id, start, end in split_segments(shots, max_shot_frames):
+        dets = detections[start:end]
+        embs = embeddings[start:end] if embeddings is not None else [None] * len(dets)
+        ids = link_frames([d.boxes for d in dets], [d.categories for d in dets], list(embs), params, max_missed)
+        if embeddings is not None and split_similarity is not None:
+            ids = split_on_appearance(ids, list(embs), split_similarity, clean[start:end])
+        by_track: dict[int, list[tuple[int, int]]] = {}
+        for f, tids in enumerate(ids):
+            for n, t in enumerate(tids):
+                by_track.setdefault(int(t), []).append((start + f, n))
+        for members in by_track.values():
+            frames = np.array([m[0] for m in members], np.int64)
+            det_index = np.array([m[1] for m in members], np.int64)
+            boxes = np.stack([detections[f].boxes[i] for f, i in members])
+            for run in _split_on_exits(frames, boxes, frame_shape, border_px):
+                if len(run) >= min_frames:
+                    pieces.append((shot_id, frames[run], det_index[run]))
+    pieces.sort(key=lambda p: (int(p[1][0]), int(p[2][0])))
+    return [
+        Tracklet(
+            tracklet_id=k,
+            shot_id=shot_id,
+            frames=frames,
+            boxes=np.stack([detections[f].boxes[i] for f, i in zip(frames, idx)]).astype(np.float32),
+            scores=np.array([detections[f].scores[i] for f, i in zip(frames, idx)], np.float32),
+            det_index=idx,
+            clean=np.array([clean[f][i] for f, i in zip(frames, idx)], bool),
+        )
+        for k, (shot_id, frames, idx) in enumerate(pieces)
+    ]
