@@ -3,6 +3,7 @@ with a cut (exact ground truth): public-detections path and CPU segmenter path, 
 identity-per-frame constraint, IDF1 bounds, resumability, and error records for a broken video and a
 detections file with a bad line. Bounds are measured values minus a margin (synthetic footage)."""
 import json
+from pathlib import Path
 import shutil
 
 import numpy as np
@@ -127,3 +128,24 @@ def test_sharded_matrix_matches_local_on_real_tracklets(cpu_run):
     embs = [np.stack(g.embedding.to_numpy()).astype(np.float32) for _, g in t.groupby("tracklet_id")]
     assert len(embs) >= 4
     np.testing.assert_allclose(sharded_distance_matrix(embs, block=3), distance_matrix(embs), atol=1e-6)
+
+
+def test_walkthrough_notebook_runs_on_a_result(det_run, corpus):
+    """The notebook a user opens first: executed here with nbclient on a real result."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    out, _ = det_run
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks/reid_walkthrough.ipynb", as_version=4)
+    os.environ["REID_RESULT_DIR"] = str(out / "short")
+    os.environ["REID_VIDEO"] = str(corpus[0] / "short.mp4")
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(out)}}).execute()
+    finally:
+        os.environ.pop("REID_RESULT_DIR", None)
+        os.environ.pop("REID_VIDEO", None)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2  # the figures and the crops
