@@ -147,8 +147,18 @@ class ResourcesConfig(Strict):
     num_cpus: int | None = Field(None, description="CPUs of a locally started Ray (None: all).")
 
 
-class PairsJobConfig(Strict):
+class JobConfig(Strict):
+    """What every job's config has: where model files live."""
+
     models_dir: str | None = Field(None, description=f"Directory of model files; env {MODELS_DIR_ENV} overrides.")
+
+    def resolved_models_dir(self) -> Path:
+        """Environment first (so CI and clusters can point at a shared folder), then config, then ~/.cache."""
+        d = os.environ.get(MODELS_DIR_ENV) or self.models_dir or "~/.cache/reid_ray/models"
+        return Path(d).expanduser()
+
+
+class PairsJobConfig(JobConfig):
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     clip_pairs: ClipPairsConfig = Field(default_factory=ClipPairsConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
@@ -159,11 +169,6 @@ class PairsJobConfig(Strict):
     proposal: ProposalConfig = Field(default_factory=ProposalConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
-
-    def resolved_models_dir(self) -> Path:
-        """Environment first (so CI and clusters can point at a shared folder), then config, then ~/.cache."""
-        d = os.environ.get(MODELS_DIR_ENV) or self.models_dir or "~/.cache/reid_ray/models"
-        return Path(d).expanduser()
 
     def fingerprint(self) -> str:
         """Key of everything that changes results (not where Ray runs): a rerun with another one is refused."""

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from reid_ray.config import (
-    MODELS_DIR_ENV,
     EmbedderConfig,
+    JobConfig,
     SegmenterConfig,
     SourcesConfig,
     StageResources,
@@ -66,8 +64,7 @@ class ReidResourcesConfig(Strict):
     num_cpus: int | None = Field(None, description="CPUs of a locally started Ray (None: all).")
 
 
-class ReidJobConfig(Strict):
-    models_dir: str | None = Field(None, description=f"Directory of model files; env {MODELS_DIR_ENV} overrides.")
+class ReidJobConfig(JobConfig):
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     segmenter: SegmenterConfig = Field(default_factory=lambda: SegmenterConfig(categories={"person": ["person"]}))
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
@@ -76,10 +73,6 @@ class ReidJobConfig(Strict):
     distance: DistanceConfig = Field(default_factory=DistanceConfig)
     clustering: ClusteringConfig = Field(default_factory=ClusteringConfig)
     resources: ReidResourcesConfig = Field(default_factory=ReidResourcesConfig)
-
-    def resolved_models_dir(self) -> Path:
-        d = os.environ.get(MODELS_DIR_ENV) or self.models_dir or "~/.cache/reid_ray/models"
-        return Path(d).expanduser()
 
     def fingerprint(self) -> str:
         """Key of everything that changes results (not where Ray runs or how the matrix is sharded)."""
