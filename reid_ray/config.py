@@ -102,8 +102,10 @@ class QualityConfig(Strict):
 
 
 class EmbedderConfig(Strict):
-    backend: Literal["efficientnet_lite0", "dino"] = "efficientnet_lite0"
-    model: str | None = Field(None, description="Hub id or local directory (dino).")
+    backend: Literal["efficientnet_lite0", "osnet_x0_25", "dino"] = "efficientnet_lite0"
+    model: str | None = Field(
+        None, description="Hub id or local directory (dino); weights file (osnet_x0_25; None: osnet_x0_25_msmt17.pth in models_dir)."
+    )
     head: str = Field("mean", description="'mean' or the path of a trained head checkpoint.")
     crop_height: int = Field(256, ge=32)
     crop_width: int = Field(128, ge=32)

@@ -42,6 +42,12 @@ class TrackingConfig(Strict):
     max_overlap: float = Field(
         0.0, ge=0, le=1, description="A view covered more than this by another person's box is not 'clean'."
     )
+    split_at_occlusions: bool = Field(
+        True, description="Cut a track where its views turn from clean to occluded or back: IoU swaps people there."
+    )
+    appearance_momentum: float = Field(
+        0.0, ge=0, lt=1, description="A track's look is a running mean of its clean views with this momentum (0: last view)."
+    )
     border_px: float = Field(
         2.0, ge=0, description="A track missed right after touching the frame edge this closely has left: it ends."
     )

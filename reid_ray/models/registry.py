@@ -39,6 +39,10 @@ def preflight(cfg: PairsJobConfig) -> None:
         from reid_ray.models.yolox import resolve_model_file
 
         resolve_model_file(cfg.segmenter.model, cfg.resolved_models_dir())
+    if cfg.embedder.backend == "osnet_x0_25":
+        from reid_ray.models.osnet import resolve_weights
+
+        resolve_weights(cfg.embedder.model, cfg.resolved_models_dir())
 
 
 def build_face_detector(cfg: PairsJobConfig) -> FaceDetector | None:
@@ -55,6 +59,10 @@ def build_embedder(cfg: PairsJobConfig) -> PatchEmbedder:
         from reid_ray.models.efficientnet import EfficientNetPatchEmbedder
 
         return EfficientNetPatchEmbedder(e.crop_height, e.crop_width, e.device)
+    if e.backend == "osnet_x0_25":
+        from reid_ray.models.osnet import OSNetPatchEmbedder, resolve_weights
+
+        return OSNetPatchEmbedder(resolve_weights(e.model, cfg.resolved_models_dir()), e.crop_height, e.crop_width, e.device)
     from reid_ray.models.dino import DinoPatchEmbedder
 
     return DinoPatchEmbedder(model=e.model or "facebook/dinov2-small", crop_height=e.crop_height, crop_width=e.crop_width, device=e.device)

@@ -120,10 +120,11 @@ class ReidVideoStage:
             tr = self.cfg.tracking
             tracklets = build_tracklets(
                 detections, shots, shape,
-                AssociationParams(min_iou=tr.min_iou, min_similarity=tr.min_similarity, appearance_weight=tr.appearance_weight),
+                AssociationParams(min_iou=tr.min_iou, min_similarity=tr.min_similarity, appearance_weight=tr.appearance_weight,
+                                  appearance_momentum=tr.appearance_momentum),
                 tr.max_missed, tr.min_tracklet_frames, self.cfg.shots.max_shot_frames, tr.border_px,
                 embeddings if tr.appearance_weight > 0 or tr.split_similarity is not None else None,
-                tr.split_similarity, tr.max_overlap,
+                tr.split_similarity, tr.max_overlap, tr.split_at_occlusions,
             )
             embs = [np.stack([embeddings[f][i] for f, i in zip(tk.frames, tk.det_index)]) for tk in tracklets]
             t = time.perf_counter()

@@ -16,6 +16,9 @@ class AssociationParams:
     max_centre_shift: float = 1.0  # in box heights between consecutive (sampled) frames
     min_similarity: float = 0.5  # appearance gate when embeddings are given
     appearance_weight: float = 0.5
+    # A track's look is a running mean of its usable views (momentum per update), not its last view: one
+    # occluded frame must not redefine who the track is.
+    appearance_momentum: float = 0.0
 
 
 def _centre_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -33,6 +36,7 @@ def match(
     emb_prev: np.ndarray | None,
     emb_next: np.ndarray | None,
     params: AssociationParams,
+    usable_next: np.ndarray | None = None,
 ) -> list[tuple[int, int]]:
     """Index pairs (prev, next) assigned to one another; gates make impossible pairs unassignable."""
     if len(boxes_prev) == 0 or len(boxes_next) == 0:
@@ -45,11 +49,22 @@ def match(
     score = geo
     if emb_prev is not None and emb_next is not None and len(emb_prev) and len(emb_next):
         sim = emb_prev @ emb_next.T
-        allowed &= sim >= params.min_similarity
+        gate = sim >= params.min_similarity
+        if usable_next is not None:  # an occluded or cut view may look unlike its own track: geometry decides
+            gate |= ~np.asarray(usable_next, bool)[None, :]
+        allowed &= gate
         score = (1 - params.appearance_weight) * geo + params.appearance_weight * sim
     cost = np.where(allowed, 1.0 - score, 1e6)
     rows, cols = linear_sum_assignment(cost)
     return [(int(r), int(c)) for r, c in zip(rows, cols) if allowed[r, c]]
+
+
+@dataclass
+class _Track:
+    box: np.ndarray
+    category: object
+    embedding: np.ndarray | None
+    seen: int  # frame index last seen
 
 
 def link_frames(
@@ -58,27 +73,29 @@ def link_frames(
     per_frame_emb: list[np.ndarray | None],
     params: AssociationParams = AssociationParams(),
     max_missed: int = 2,
+    usable: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """Track ids (0-based, per clip) for the instances of each frame. A track missed by the detector on up to
-    ``max_missed`` frames in a row can still be continued, from its last box and appearance."""
+    ``max_missed`` frames in a row can still be continued, from its last box and appearance. With ``usable``
+    (per frame, which views are whole and unobstructed), only those views gate on and update a track's look."""
     next_id = 0
     ids: list[np.ndarray] = []
-    # Active tracks: id -> (box, category, embedding or None, frame index last seen)
-    active: dict[int, tuple[np.ndarray, object, np.ndarray | None, int]] = {}
+    active: dict[int, _Track] = {}
     for f, boxes in enumerate(per_frame_boxes):
         cur = -np.ones(len(boxes), np.int64)
-        live = [t for t, (_, _, _, seen) in active.items() if f - seen <= max_missed + 1]
+        live = [t for t, tr in active.items() if f - tr.seen <= max_missed + 1]
         if live and len(boxes):
-            emb_prev = [active[t][2] for t in live]
+            emb_prev = [active[t].embedding for t in live]
             has_emb = per_frame_emb[f] is not None and all(e is not None for e in emb_prev)
             pairs = match(
-                np.stack([active[t][0] for t in live]),
+                np.stack([active[t].box for t in live]),
                 boxes,
-                np.array([active[t][1] for t in live], dtype=object),
+                np.array([active[t].category for t in live], dtype=object),
                 per_frame_cats[f],
                 np.stack(emb_prev) if has_emb else None,
                 per_frame_emb[f] if has_emb else None,
                 params,
+                usable[f] if usable is not None else None,
             )
             for p, n in pairs:
                 cur[n] = live[p]
@@ -86,10 +103,24 @@ def link_frames(
             cur[n] = next_id
             next_id += 1
         for n, t in enumerate(cur):
-            emb = per_frame_emb[f][n] if per_frame_emb[f] is not None else None
-            active[int(t)] = (boxes[n], per_frame_cats[f][n], emb, f)
+            active[int(t)] = _updated(active.get(int(t)), boxes[n], per_frame_cats[f][n],
+                                      per_frame_emb[f][n] if per_frame_emb[f] is not None else None, f,
+                                      usable is None or bool(usable[f][n]), params)
         ids.append(cur)
     return ids
+
+
+def _updated(old: _Track | None, box: np.ndarray, category: object, emb: np.ndarray | None, f: int, usable: bool,
+             params: AssociationParams) -> _Track:
+    if old is None:
+        return _Track(box, category, emb, f)
+    if emb is not None and old.embedding is not None:
+        if not usable:
+            emb = old.embedding  # keep the look learnt from clean views
+        elif params.appearance_momentum > 0:
+            mixed = params.appearance_momentum * old.embedding + (1 - params.appearance_momentum) * emb
+            emb = mixed / max(float(np.linalg.norm(mixed)), 1e-12)
+    return _Track(box, category, emb, f)
 
 
 def split_on_appearance(

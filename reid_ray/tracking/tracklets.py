@@ -79,6 +79,13 @@ def _split_on_exits(frames: np.ndarray, boxes: np.ndarray, frame_shape: tuple[in
     return np.split(np.arange(len(frames)), cuts)
 
 
+def _split_on_occlusions(clean: np.ndarray) -> list[np.ndarray]:
+    """Index runs of one track with one cleanliness: where people overlap, IoU association can swap them
+    (measured: every impure piece of the synthetic footage was an occluded one), so occluded stretches become
+    their own tracklets and clean runs stay pure."""
+    return np.split(np.arange(len(clean)), np.flatnonzero(np.diff(clean.astype(np.int8))) + 1)
+
+
 def build_tracklets(
     detections: list[Instances],
     shots: list[tuple[int, int]],
@@ -91,18 +98,20 @@ def build_tracklets(
     embeddings: list[np.ndarray] | None = None,
     split_similarity: float | None = None,
     max_overlap: float = 0.0,
+    split_at_occlusions: bool = False,
 ) -> list[Tracklet]:
     """Tracklets (ids 0..k-1, in order of first frame) from one video's per-frame detections.
 
     With ``embeddings`` (one L2-normalised row per detection), association also weighs appearance, and with
     ``split_similarity`` a track is cut where consecutive clean views look less alike than that: boxes of two
-    people who cross can swap under IoU, and a tracklet holding two people can never cluster right."""
+    people who cross can swap under IoU, and a tracklet holding two people can never cluster right. With
+    ``split_at_occlusions`` it is also cut where its views turn occluded or clean again."""
     clean = clean_views(detections, frame_shape, border_px, max_overlap)
     pieces: list[tuple[int, np.ndarray, np.ndarray]] = []  # (shot_id, frames, det_index)
     for shot_id, start, end in split_segments(shots, max_shot_frames):
         dets = detections[start:end]
         embs = embeddings[start:end] if embeddings is not None else [None] * len(dets)
-        ids = link_frames([d.boxes for d in dets], [d.categories for d in dets], list(embs), params, max_missed)
+        ids = link_frames([d.boxes for d in dets], [d.categories for d in dets], list(embs), params, max_missed, clean[start:end])
         if embeddings is not None and split_similarity is not None:
             ids = split_on_appearance(ids, list(embs), split_similarity, clean[start:end])
         by_track: dict[int, list[tuple[int, int]]] = {}
@@ -114,8 +123,13 @@ def build_tracklets(
             det_index = np.array([m[1] for m in members], np.int64)
             boxes = np.stack([detections[f].boxes[i] for f, i in members])
             for run in _split_on_exits(frames, boxes, frame_shape, border_px):
-                if len(run) >= min_frames:
+                if len(run) < min_frames:  # too short to be trusted as a person at all
+                    continue
+                if not split_at_occlusions:
                     pieces.append((shot_id, frames[run], det_index[run]))
+                    continue
+                is_clean = np.array([clean[f][i] for f, i in zip(frames[run], det_index[run])], bool)
+                pieces.extend((shot_id, frames[run][sub], det_index[run][sub]) for sub in _split_on_occlusions(is_clean))
     pieces.sort(key=lambda p: (int(p[1][0]), int(p[2][0])))
     return [
         Tracklet(

@@ -1,0 +1,62 @@
+"""OSNet x0.25 (MSMT17 weights from ../shared/models) as the long-video job's patch embedder."""
+import numpy as np
+import pytest
+import torch
+
+from _paths import require_shared
+from reid_ray.models.heads import MeanPoolHead
+from reid_ray.records import Instances
+from reid_ray.video.synthetic import SyntheticSpec, render
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from reid_ray.models.osnet import OSNetPatchEmbedder, resolve_weights
+
+    return OSNetPatchEmbedder(resolve_weights(None, require_shared("models")))
+
+
+def test_weights_are_checked_and_missing_ones_say_where_to_put_them(tmp_path):
+    from reid_ray.models.download import DownloadError
+    from reid_ray.models.osnet import resolve_weights
+
+    assert resolve_weights(None, require_shared("models")).name == "osnet_x0_25_msmt17.pth"
+    (tmp_path / "osnet_x0_25_msmt17.pth").write_bytes(b"not weights")
+    with pytest.raises(DownloadError, match="osnet_x0_25_msmt17.pth"):
+        resolve_weights(None, tmp_path)
+    with pytest.raises(FileNotFoundError, match="embedder.model"):
+        resolve_weights(str(tmp_path / "nope.pth"), tmp_path)
+
+
+def test_mean_of_cells_is_the_networks_own_embedding(embedder):
+    """The folded embedding layer is affine, so pooling cells then ReLU equals torchreid's forward exactly."""
+    crops = np.random.default_rng(0).normal(size=(2, 3, 256, 128)).astype(np.float32)
+    with torch.inference_mode():
+        reference = embedder.model(torch.from_numpy(crops)).numpy()
+    pooled = np.maximum(embedder.feature_maps(crops).mean((2, 3)), 0)
+    assert np.abs(pooled - reference).max() < 1e-4 * np.abs(reference).max()
+
+
+def test_same_person_views_are_closer_than_other_people(embedder):
+    """Real weights on rendered people with exact masks: across frames of one shot, views of one identity
+    must be more alike than views of two (ROC AUC over all pairs of clean views)."""
+    from sklearn.metrics import roc_auc_score
+
+    spec = SyntheticSpec(video_id="osnet", seed=3, n_frames=60, n_people=4, occluders=False, exits_and_reentries=False)
+    vecs, ids = [], []
+    for k, fr in enumerate(render(spec)):
+        if k % 4:
+            continue
+        rows = [r for r in fr.rows if r.visibility > 0.9]
+        if not rows:
+            continue
+        inst = Instances.from_arrays([r.visible_box for r in rows], [1.0] * len(rows), ["person"] * len(rows))
+        inst = inst.with_masks(fr.image.shape[:2], "core")
+        vecs.append(MeanPoolHead().pool(embedder.patch_sets(np.ascontiguousarray(fr.image[:, :, ::-1]), inst)))
+        ids += [r.id for r in rows]
+    v, ids = np.concatenate(vecs), np.array(ids)
+    iu = np.triu_indices(len(ids), 1)
+    same = (ids[:, None] == ids[None, :])[iu]
+    auc = roc_auc_score(same, (v @ v.T)[iu])
+    print(f"OSNet same-vs-different AUC {auc:.3f} over {len(ids)} views")
+    assert len(np.unique(ids)) >= 3 and auc > 0.9, auc
