@@ -6,7 +6,7 @@ ground truth given as MOTChallenge public detections, and prints IDF1 / MOTA / H
 the tuning seeds and of the held-out seeds apart.
 
     python bench/quality_reid_synthetic.py [--config configs/reid_local.yaml] [--tune 1,3,4] [--heldout 2,5,6,7]
-        [--set key=value ...]
+        [--modes public,detector] [--set key=value ...]
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def main() -> int:
     ap.add_argument("--tune", default="1,3,4", help="seeds the profile was tuned on")
     ap.add_argument("--heldout", default="2,5,6,7", help="seeds never looked at while tuning")
     ap.add_argument("--set", action="append", default=[], help="config override, as in the jobs")
+    ap.add_argument("--modes", default="public,detector", help="public (ground-truth boxes), detector (the profile's)")
     ap.add_argument("--work", default=None, help="folder for videos and outputs (default: a new temp folder)")
     args = ap.parse_args()
     os.environ.setdefault("REID_RAY_MODELS_DIR", str(ROOT.parent / "shared" / "models"))
@@ -57,8 +58,10 @@ def main() -> int:
         gt_to_public_detections(videos / vid / "gt" / "gt.txt", dets / f"{vid}.txt")
 
     print(f"synthetic footage, profile {Path(args.config).name} {' '.join(args.set)}; outputs under {work}")
-    for mode, det_dir in (("public detections (ground-truth boxes)", dets), (f"{cfg.segmenter.backend} detections", None)):
-        stage = ReidVideoStage(cfg.model_dump_json(), str(work / ("out_det" if det_dir else "out_cpu")), str(det_dir) if det_dir else None)
+    modes = {"public": ("public detections (ground-truth boxes)", dets), "detector": (f"{cfg.segmenter.backend} detections", None)}
+    for mode, det_dir in (modes[m] for m in args.modes.split(",")):
+        out = work / f"out_{'det' if det_dir else 'cpu'}_{cfg.fingerprint()}"  # a new config never reuses old results
+        stage = ReidVideoStage(cfg.model_dump_json(), str(out), str(det_dir) if det_dir else None)
         print(f"\n== {mode}")
         for split, ss in seeds.items():
             idf1 = []

@@ -219,6 +219,48 @@ def test_retrieval_metrics_by_hand():
     assert m["n_queries"] == 2 and m["mAP"] == pytest.approx(0.75) and m["rank1"] == 0.5 and m["rank5"] == 1.0
 
 
+def test_half_split_makes_each_tracklet_query_its_other_half():
+    from reid_ray.train.data import from_arrow, to_arrow
+    from reid_ray.train.evaluate import half_split
+
+    rows = _toy_table(n_videos=1, shots=2, people=3, frames=5)
+    for r in rows:
+        r["identity"] = None  # unlabelled, as mined tracklets are
+    rows[0:5] = rows[0:3]  # video 0, shot 0, person 0: only 3 frames, too short to split
+    t = half_split(from_arrow(to_arrow(rows)), min_frames=4)
+    assert len(t) == len(rows) - 3  # the short tracklet is left out, nothing else
+    halves = {}
+    for shot, ident, frame in zip(t.shot_id, t.identity, t.frame):
+        halves.setdefault(ident, {}).setdefault(shot, []).append(frame)
+    assert len(halves) == 5 and all(len(h) == 2 for h in halves.values())
+    for h in halves.values():
+        (a, fa), (b, fb) = sorted(h.items())
+        assert a.endswith("/a") and b.endswith("/b") and max(fa) < min(fb)  # first half, then second
+
+
+def test_mined_tracklet_rows_follow_the_reid_jobs_tracklets(tmp_path):
+    """Unlabelled training rows from a video through the long-video job's own tracking (real OSNet, YOLOX)."""
+    from _paths import require_shared
+    from reid_ray.config import load_config
+    from reid_ray.reid_config import ReidJobConfig
+    from reid_ray.stages.reid_video import ReidVideoStage
+    from reid_ray.train.data import mined_tracklet_rows
+    from reid_ray.video.synthetic import SyntheticSpec, generate
+
+    video = generate(SyntheticSpec(video_id="mine", seed=4, n_frames=40, n_people=2, cut_every_s=2), tmp_path)
+    cfg = load_config("configs/reid_local.yaml", [f"models_dir={require_shared('models').resolve()}"], ReidJobConfig)
+    stage = ReidVideoStage(cfg.model_dump_json(), str(tmp_path / "out"))
+    rows = mined_tracklet_rows(stage, str(video.video_path), "mine", every_k=2)
+    shots, _, _, tracklets = stage.track(str(video.video_path), None)
+    assert rows and all(r["identity"] is None and r["patches"].shape[1] == 512 for r in rows)
+    by_id = {f"t{tk.tracklet_id}": tk for tk in tracklets}
+    for r in rows:
+        tk = by_id[r["tracklet_id"]]
+        k = int(np.flatnonzero(tk.frames == r["frame"])[0])
+        assert k % 2 == 0 and tk.clean[k] and r["shot_id"] == f"shot{tk.shot_id:03d}"
+    assert len(shots) == 2 and {r["shot_id"] for r in rows} == {"shot000", "shot001"}
+
+
 # ------------------------------------------------------------------------------------------ Ray Train
 
 

@@ -106,26 +106,12 @@ class ReidVideoStage:
         vid, timings = video["video_id"], {}
         out = video_dir(self.out, vid)
         out.mkdir(parents=True, exist_ok=True)
-        t = time.perf_counter()
         with local_video(video["uri"], self.cfg.sources) as local:
             info = probe(local)
             given = None
             if self.detections_dir is not None:  # read before decoding: a bad file fails fast
                 given = read_public_detections(self.detections_dir / f"{vid}.txt", info.n_frames)
-            small, detections, embeddings, shape = self.scan(local, given)
-            timings["scan_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            shots = self.shot_detector.shots_from_frames(small) if len(small) else []
-            timings["shots_s"] = time.perf_counter() - t
-            tr = self.cfg.tracking
-            tracklets = build_tracklets(
-                detections, shots, shape,
-                AssociationParams(min_iou=tr.min_iou, min_similarity=tr.min_similarity, appearance_weight=tr.appearance_weight,
-                                  appearance_momentum=tr.appearance_momentum),
-                tr.max_missed, tr.min_tracklet_frames, self.cfg.shots.max_shot_frames, tr.border_px,
-                embeddings if tr.appearance_weight > 0 or tr.split_similarity is not None else None,
-                tr.split_similarity, tr.max_overlap, tr.split_at_occlusions,
-            )
+            shots, detections, embeddings, tracklets = self.track(local, given, timings)
             embs = [np.stack([embeddings[f][i] for f, i in zip(tk.frames, tk.det_index)]) for tk in tracklets]
             t = time.perf_counter()
             # Compared on clean views only (whole, unobstructed): occluded views dominate a Chamfer-p distance.
@@ -168,6 +154,26 @@ class ReidVideoStage:
         return report
 
     # ------------------------------------------------------------------------------------------ steps
+
+    def track(self, local: str, given: list[Instances] | None, timings: dict | None = None):
+        """Shots, per-frame person instances with one embedding each, and the tracklets built from them."""
+        timings = {} if timings is None else timings
+        t = time.perf_counter()
+        small, detections, embeddings, shape = self.scan(local, given)
+        timings["scan_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        shots = self.shot_detector.shots_from_frames(small) if len(small) else []
+        timings["shots_s"] = time.perf_counter() - t
+        tr = self.cfg.tracking
+        tracklets = build_tracklets(
+            detections, shots, shape,
+            AssociationParams(min_iou=tr.min_iou, min_similarity=tr.min_similarity, appearance_weight=tr.appearance_weight,
+                              appearance_momentum=tr.appearance_momentum),
+            tr.max_missed, tr.min_tracklet_frames, self.cfg.shots.max_shot_frames, tr.border_px,
+            embeddings if tr.appearance_weight > 0 or tr.split_similarity is not None else None,
+            tr.split_similarity, tr.max_overlap, tr.split_at_occlusions,
+        )
+        return shots, detections, embeddings, tracklets
 
     def scan(self, path: str, given: list[Instances] | None):
         """One decoding pass: TransNetV2 inputs, person instances and one embedding per instance per frame."""

@@ -25,7 +25,7 @@ class HeadConfig(Strict):
     key_dim: int = Field(64, ge=1, description="attention pool: key width.")
 
     @model_validator(mode="after")
-    def _heads_divide(self) -> "HeadConfig":
+    def _heads_divide(self) -> HeadConfig:
         if self.kind == "transformer" and self.d_model % self.heads:
             raise ValueError(f"heads ({self.heads}) must divide d_model ({self.d_model})")
         if self.kind == "mean" and self.out_dim == self.in_dim:

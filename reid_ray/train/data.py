@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -92,7 +92,7 @@ def from_arrow(table: pa.Table) -> SampleTable:
     n = table.column("n_patches").to_numpy()
     d = table.column("dim").to_numpy()
     patches = [values[offsets[i] : offsets[i + 1]].reshape(int(n[i]), int(d[i])) for i in range(len(n))]
-    as_obj = lambda name: np.asarray(table.column(name).to_pylist(), dtype=object)  # noqa: E731
+    as_obj = lambda name: np.asarray(table.column(name).to_pylist(), dtype=object)
     return SampleTable(as_obj("video_id"), as_obj("shot_id"), as_obj("tracklet_id"), as_obj("identity"),
                        table.column("frame").to_numpy().astype(np.int64), patches)
 
@@ -155,6 +155,34 @@ def build_from_synthetic(out_path: str | os.PathLike, n_videos: int, seed: int, 
         for video in generate_corpus(tmp, n_videos=n_videos, seed=seed, **spec_overrides):
             rows += synthetic_tracklet_rows(video, embedder, every_k)
     return write_samples(out_path, rows)
+
+
+def mined_tracklet_rows(stage, uri: str, video_id: str, every_k: int = 3, clean_only: bool = True) -> list[dict]:
+    """Rows from any video, no labels: the long-video job's own shots and tracklets (``ReidVideoStage.track``),
+    then, on a second decoding pass, the patch sets of every k-th frame of each tracklet inside its mask.
+    ``identity`` is null: a tracklet's views are positives of each other, other tracklets of its shot hard
+    negatives. Occluded views are left out by default (their patches show two people)."""
+    from reid_ray.video.decode import iter_frames, local_video
+
+    with local_video(uri, stage.cfg.sources) as local:
+        _, detections, _, tracklets = stage.track(local, None)
+        wanted: dict[int, list[tuple[int, int]]] = {}
+        for tk in tracklets:
+            for k, (f, i) in enumerate(zip(tk.frames.tolist(), tk.det_index.tolist())):
+                if k % every_k == 0 and (tk.clean[k] or not clean_only):
+                    wanted.setdefault(f, []).append((tk.tracklet_id, i))
+        rows = []
+        shot_of = {tk.tracklet_id: tk.shot_id for tk in tracklets}
+        for f, frame in iter_frames(local):
+            if f not in wanted:
+                continue
+            members = wanted[f]
+            inst = detections[f].select(np.array([i for _, i in members]))
+            masked = inst.with_masks(frame.shape[:2], stage.cfg.segmenter.box_mask)
+            for (tid, _), patches in zip(members, stage.embedder.patch_sets(frame, masked)):
+                rows.append({"video_id": video_id, "shot_id": f"shot{shot_of[tid]:03d}", "tracklet_id": f"t{tid}",
+                             "identity": None, "frame": f, "patches": patches})
+    return rows
 
 
 # ------------------------------------------------------------------------------------------- Market-1501

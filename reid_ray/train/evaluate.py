@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from sklearn.metrics import average_precision_score
@@ -51,6 +51,28 @@ def retrieval_metrics(emb: np.ndarray, identity: np.ndarray, shot: np.ndarray, r
     for k in ranks:
         out[f"rank{k}"] = float(np.mean(hits < k)) if len(hits) else float("nan")
     return out
+
+
+def half_split(table: SampleTable, min_frames: int = 4) -> SampleTable:
+    """Proxy protocol for footage without labels: each tracklet of at least ``min_frames`` rows becomes two, its
+    first and second half in time, each half its own "shot" with the tracklet as identity. A half queries for
+    the other; the gallery holds the other half and every other tracklet (of any shot). Figures from it are a
+    proxy (temporal neighbours look alike) and are reported apart from labelled ones."""
+    index = TrackletIndex.from_table(table)
+    keep, shot, ident = [], table.shot_id.astype(object).copy(), np.full(len(table), None, object)
+    for rows in index.rows:
+        if len(rows) < min_frames:
+            continue
+        rows = np.asarray(rows)[np.argsort(table.frame[rows], kind="stable")]
+        key = f"{table.video_id[rows[0]]}/{table.shot_id[rows[0]]}/{table.tracklet_id[rows[0]]}"
+        half = len(rows) // 2
+        for part, rr in (("a", rows[:half]), ("b", rows[half:])):
+            shot[rr] = f"{key}/{part}"
+            ident[rr] = key
+        keep.extend(rows.tolist())
+    keep = np.sort(np.asarray(keep, int))
+    return SampleTable(table.video_id[keep], shot[keep], table.tracklet_id[keep], ident[keep], table.frame[keep],
+                       [table.patches[i] for i in keep])
 
 
 def evaluate_heads(table: SampleTable, heads: Mapping[str, Head]) -> dict[str, dict]:

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import torch
 from pytorch_metric_learning.losses import CircleLoss
-from pytorch_metric_learning.utils.distributed import DistributedLossWrapper, is_distributed
+from pytorch_metric_learning.utils.distributed import (
+    DistributedLossWrapper,
+    is_distributed,
+)
 
 from reid_ray.train.config import LossConfig
 

@@ -17,8 +17,8 @@ as the gathered loss needs.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
@@ -37,7 +37,7 @@ class TrackletIndex:
     keys: list[tuple[str, str, str]] = field(default_factory=list)
 
     @classmethod
-    def from_table(cls, table: SampleTable) -> "TrackletIndex":
+    def from_table(cls, table: SampleTable) -> TrackletIndex:
         keys = table.tracklet_keys()
         uniq = sorted(set(keys))
         pos = {k: i for i, k in enumerate(uniq)}
