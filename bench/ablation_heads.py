@@ -46,6 +46,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--train-videos", type=int, default=8)
     ap.add_argument("--test-videos", type=int, default=4)
+    ap.add_argument("--set", action="append", default=[], help="train.yaml override for every head")
     args = ap.parse_args()
     os.environ.setdefault("REID_RAY_MODELS_DIR", str(SHARED / "models"))
     work = Path(args.work)
@@ -80,7 +81,7 @@ def main() -> int:
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     checkpoints, history = {}, {}
     for kind in KINDS:
-        cfg = load_config(ROOT / "configs/train.yaml", [f"head.kind={kind}", f"head.in_dim={embedder.dim}", f"epochs={args.epochs}"], TrainConfig)
+        cfg = load_config(ROOT / "configs/train.yaml", [f"head.kind={kind}", f"head.in_dim={embedder.dim}", f"epochs={args.epochs}", *args.set], TrainConfig)
         t = time.perf_counter()
         result = run_training(cfg, str(work / "train"), str(work / "runs"), name=f"osnet_{kind}")
         ckpt = Path(result.checkpoint.path) / "head.pt"

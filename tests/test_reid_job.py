@@ -95,7 +95,7 @@ def _check_outputs(out, video, min_idf1: float) -> dict:
 
 def test_public_detections_path(det_run, corpus):
     out, report = det_run
-    _check_outputs(out, corpus[2], min_idf1=0.75)
+    _check_outputs(out, corpus[2], min_idf1=0.9)  # measured 0.99 (OSNet profile)
     assert {s["video_id"]: s["status"] for s in report["this_run"]} == {"short": "ok", "badline": "error", "broken": "error"}
 
 
@@ -118,7 +118,7 @@ def test_rerun_skips_finished(det_run, corpus):
 
 def test_cpu_path(cpu_run, corpus):
     out, _ = cpu_run
-    report = _check_outputs(out, corpus[2], min_idf1=0.7)
+    report = _check_outputs(out, corpus[2], min_idf1=0.8)  # measured 0.89
     assert report["distance"]["sharded"] is True
 
 

@@ -94,14 +94,19 @@ class AttentionPool(SetHead):
 class TransformerHead(SetHead):
     """Input projection, a learned summary token, ``nn.TransformerEncoder`` with ``src_key_padding_mask``;
     the summary token's output goes through LayerNorm and a linear map to ``out_dim``. No positional
-    encoding: a patch set is a set (the mask cells' grid positions are not kept in the data)."""
+    encoding: a patch set is a set (the mask cells' grid positions are not kept in the data).
+
+    With ``residual_mean`` the output is a linear map of the masked patch mean plus the transformer's term,
+    which starts at zero: training begins at (projected) mean pooling and learns a correction to it. Over
+    OSNet patches, already trained for ReID, the plain transformer fell below mean pooling (bench/ablation_heads.py)."""
 
     def __init__(
         self, in_dim: int, out_dim: int, d_model: int = 128, layers: int = 2, heads: int = 4,
-        ff_mult: int = 2, dropout: float = 0.1,
+        ff_mult: int = 2, dropout: float = 0.1, residual_mean: bool = False,
     ) -> None:
         super().__init__()
         self.in_dim, self.out_dim = in_dim, out_dim
+        self.residual = nn.Linear(in_dim, out_dim) if residual_mean else None
         self.inp = nn.Linear(in_dim, d_model)
         self.summary = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
         layer = nn.TransformerEncoderLayer(
@@ -111,18 +116,25 @@ class TransformerHead(SetHead):
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
         self.out = nn.Linear(d_model, out_dim)
+        if residual_mean:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def _tokens(self, x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = torch.cat([self.summary.expand(len(x), -1, -1), self.inp(x)], 1)
         pad = torch.cat([torch.zeros_like(valid[:, :1]), ~valid], 1)  # True = ignore (torch's convention)
         return tokens, pad
 
-    def _finish(self, h: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.out(self.norm(h[:, 0])), dim=-1)
+    def _finish(self, h: torch.Tensor, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        y = self.out(self.norm(h[:, 0]))
+        if self.residual is not None:
+            w = valid.float() / valid.sum(1, keepdim=True).clamp(min=1)
+            y = y + self.residual(torch.einsum("bl,bld->bd", w, x))
+        return F.normalize(y, dim=-1)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         tokens, pad = self._tokens(x, valid)
-        return self._finish(self.encoder(tokens, src_key_padding_mask=pad))
+        return self._finish(self.encoder(tokens, src_key_padding_mask=pad), x, valid)
 
     def pool_with_weights(self, x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Same output as ``forward``; weights = the last layer's summary-token attention over the patches
@@ -136,7 +148,7 @@ class TransformerHead(SetHead):
         w = attn[:, 0, 1:]
         w = w / w.sum(1, keepdim=True).clamp(min=1e-12)
         h = last(h, src_key_padding_mask=pad)
-        return self._finish(h), w
+        return self._finish(h, x, valid), w
 
 
 HEAD_KINDS: dict[str, type[SetHead]] = {"mean": MeanPool, "attention": AttentionPool, "transformer": TransformerHead}

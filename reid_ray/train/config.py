@@ -23,6 +23,7 @@ class HeadConfig(Strict):
     ff_mult: int = Field(2, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)
     key_dim: int = Field(64, ge=1, description="attention pool: key width.")
+    residual_mean: bool = Field(True, description="transformer: output = projected patch mean + a learned correction.")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> HeadConfig:
@@ -41,6 +42,7 @@ class HeadConfig(Strict):
         return {
             "kind": "transformer", "in_dim": self.in_dim, "out_dim": self.out_dim, "d_model": self.d_model,
             "layers": self.layers, "heads": self.heads, "ff_mult": self.ff_mult, "dropout": self.dropout,
+            "residual_mean": self.residual_mean,
         }
 
 

@@ -73,7 +73,7 @@ def plot_patch_maps(
             axes[r, c].imshow(np.ma.masked_invalid(grid_w), extent=extent, cmap="inferno", alpha=0.6,
                               interpolation="nearest")
             if r == 0:
-                axes[r, c].set_title(f"{name}\nattention", fontsize=8)
+                axes[r, c].set_title(f"{name} head\nattention", fontsize=8)
         if r == 0:
             axes[r, 0].set_title("crop", fontsize=8)
             axes[r, 1].set_title("patch PCA\n(3 comps = RGB)", fontsize=8)
