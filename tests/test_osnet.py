@@ -60,3 +60,23 @@ def test_same_person_views_are_closer_than_other_people(embedder):
     auc = roc_auc_score(same, (v @ v.T)[iu])
     print(f"OSNet same-vs-different AUC {auc:.3f} over {len(ids)} views")
     assert len(np.unique(ids)) >= 3 and auc > 0.9, auc
+
+
+def test_patch_maps_picture_of_attention_and_pca(embedder, tmp_path):
+    """The ablation's picture: crop, patch PCA and one attention map per head, for rendered people (random head
+    weights here: the picture's mechanics, not what a trained head looks at)."""
+    import cv2
+
+    from reid_ray.models.set_heads import TrainedHead, build_head, save_head
+    from reid_ray.records import rle_to_mask
+    from reid_ray.viz.patch_maps import plot_patch_maps
+
+    spec = {"kind": "transformer", "in_dim": embedder.dim, "out_dim": 16, "d_model": 32, "layers": 1, "heads": 2}
+    head = TrainedHead(save_head(tmp_path / "h.pt", build_head(spec), spec))
+    fr = next(f for f in render(SyntheticSpec(video_id="pic", seed=3, n_frames=5, n_people=2, occluders=False)) if f.rows)
+    rows = fr.rows[:2]
+    frames = [np.ascontiguousarray(fr.image[:, :, ::-1])] * len(rows)
+    insts = [Instances.from_arrays([r.visible_box], [1.0], ["person"], masks=rle_to_mask(r.rle)[None]) for r in rows]
+    path = plot_patch_maps(frames, insts, embedder, {"transformer": head}, tmp_path / "maps.png", "test")
+    img = cv2.imread(str(path))
+    assert img is not None and img.shape[0] > 200 * len(rows) and img.std() > 10
