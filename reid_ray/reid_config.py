@@ -62,6 +62,11 @@ class DistanceConfig(TrackletDistanceConfig):
 class ClusteringConfig(Strict):
     threshold: float = Field(0.22, ge=0, description="Linkage distance up to which tracklets join (inclusive).")
     linkage: Literal["average", "complete"] = "average"
+    occluded: Literal["cluster", "attach"] = Field(
+        "attach",
+        description="Tracklets with no clean view: clustered with the rest, or attached afterwards to the identity "
+        "of their nearest compatible tracklet (their looks mix two people and would bridge identities).",
+    )
 
 
 class ReidResourcesConfig(Strict):

@@ -213,3 +213,28 @@ def test_dendrogram_draws_blocked_merges_and_truncates(tmp_path, n, max_leaves):
     assert img.shape[0] > 200 and img.shape[1] > 500
     with pytest.raises(ValueError, match="labels"):
         plot_dendrogram(z, ["x"], 0.3, tmp_path / "e.png")
+
+
+def test_occluded_tracklets_attach_after_the_clean_ones_cluster():
+    """Clean tracklets 0 and 1 are two people (distance 0.5). Occluded 2-4 show both at once (0.18 from A,
+    0.2 from B, alike each other): in the plain hierarchy they bridge A and B into one identity; attached
+    after the clean ones cluster, they join A. Occluded 5 shares frames with both, so it stands alone."""
+    from reid_ray.tracking.clustering import cluster_with_anchors
+
+    d = np.full((6, 6), 0.9)
+    np.fill_diagonal(d, 0)
+    pairs = [(0, 1, 0.5), (2, 3, 0.05), (2, 4, 0.05), (3, 4, 0.05), (5, 0, 0.1), (5, 1, 0.1)]
+    pairs += [(k, 0, 0.18) for k in (2, 3, 4)] + [(k, 1, 0.2) for k in (2, 3, 4)]
+    for a, b, v in pairs:
+        d[a, b] = d[b, a] = v
+    cl = np.zeros((6, 6), bool)
+    cl[5, 0] = cl[5, 1] = True
+    plain, _ = cluster_hierarchy(d, cl, 0.3)
+    assert plain[0] == plain[1]  # the bridge: two people become one
+    anchor = np.array([True, True, False, False, False, False])
+    labels, z = cluster_with_anchors(d, cl, anchor, 0.3)
+    assert labels[0] != labels[1] and (labels[2:5] == labels[0]).all()
+    assert labels[5] not in labels[:5] and cannot_link_violations(labels, cl) == 0
+    assert len(z) == 1  # the hierarchy is over the 2 clean tracklets only
+    far, _ = cluster_with_anchors(d, cl, anchor, 0.3, max_attach_distance=0.15)
+    assert far[2] not in far[:2]  # nothing close enough: an identity of its own

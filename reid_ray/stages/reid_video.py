@@ -24,7 +24,7 @@ from reid_ray.records import Instances, clip_boxes
 from reid_ray.reid_config import ReidJobConfig
 from reid_ray.schemas import BBOX, ERROR, error_row, table_from_rows
 from reid_ray.tracking.associate import AssociationParams
-from reid_ray.tracking.clustering import cluster_hierarchy, temporal_overlap
+from reid_ray.tracking.clustering import cluster_hierarchy, cluster_with_anchors, temporal_overlap
 from reid_ray.tracking.distances import distance_matrix, sharded_distance_matrix
 from reid_ray.tracking.public_detections import (
     DetectionsFormatError,
@@ -118,12 +118,11 @@ class ReidVideoStage:
             dist, sharded = self.distances([e[tk.clean] if tk.clean.any() else e for e, tk in zip(embs, tracklets)])
             timings["distances_s"] = time.perf_counter() - t
             cannot_link = temporal_overlap([tk.frames for tk in tracklets])
-            c = self.cfg.clustering
-            labels, z = cluster_hierarchy(dist, cannot_link, c.threshold, c.linkage) if tracklets else (np.zeros(0, np.int64), np.zeros((0, 4)))
+            labels, z, in_tree = self.cluster(tracklets, dist, cannot_link)
             identity = labels + 1  # MOTChallenge ids start at 1
             t = time.perf_counter()
             self.write_tables(out, vid, tracklets, identity, embs)
-            figures = self.write_figures(out, vid, tracklets, identity, embs, z)
+            figures = self.write_figures(out, vid, tracklets, identity, embs, z, in_tree)
             timings["figures_s"] = time.perf_counter() - t
             t = time.perf_counter()
             self.write_videos(out, local, info.fps, tracklets, identity)
@@ -203,6 +202,19 @@ class ReidVideoStage:
         small = cv2.resize(frame, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_AREA)
         return _rescale(self.segmenter.segment([small])[0], 1.0 / s)
 
+    def cluster(self, tracklets: list[Tracklet], dist: np.ndarray, cannot_link: np.ndarray):
+        """(labels, Z, indices of the tracklets Z is over)."""
+        c = self.cfg.clustering
+        if not tracklets:
+            return np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0, np.int64)
+        if c.occluded == "cluster":
+            labels, z = cluster_hierarchy(dist, cannot_link, c.threshold, c.linkage)
+            return labels, z, np.arange(len(tracklets))
+        anchor = np.array([bool(tk.clean.any()) for tk in tracklets])
+        order = sorted(np.flatnonzero(~anchor), key=lambda i: -len(tracklets[i]))  # longest (surest) first
+        labels, z = cluster_with_anchors(dist, cannot_link, anchor, c.threshold, c.linkage, attach_order=order)
+        return labels, z, (np.flatnonzero(anchor) if anchor.any() and not anchor.all() else np.arange(len(tracklets)))
+
     def distances(self, embs: list[np.ndarray]) -> tuple[np.ndarray, bool]:
         d = self.cfg.distance
         if len(embs) < 2:
@@ -228,14 +240,16 @@ class ReidVideoStage:
         tmp.write_text(text)
         tmp.replace(out / "identities.txt")
 
-    def write_figures(self, out: Path, vid: str, tracklets: list[Tracklet], identity: np.ndarray, embs: list[np.ndarray], z: np.ndarray) -> dict:
+    def write_figures(self, out: Path, vid: str, tracklets: list[Tracklet], identity: np.ndarray, embs: list[np.ndarray], z: np.ndarray,
+                      in_tree: np.ndarray) -> dict:
         from reid_ray.viz.dendrogram import plot_dendrogram
         from reid_ray.viz.umap_plot import plot_embedding_clusters
 
         figures = {}
-        if len(tracklets) >= 2:
-            labels = [f"t{tk.tracklet_id} s{tk.shot_id} f{tk.frames[0]}-{tk.frames[-1]} id{i}" for tk, i in zip(tracklets, identity)]
-            plot_dendrogram(z, labels, self.cfg.clustering.threshold, out / "cluster_hierarchy_dendrogram.png", title=f"{vid}: {len(tracklets)} tracklets")
+        if len(in_tree) >= 2:  # the hierarchy is over the clean tracklets; occluded ones were attached after it
+            labels = [f"t{tracklets[k].tracklet_id} s{tracklets[k].shot_id} f{tracklets[k].frames[0]}-{tracklets[k].frames[-1]} id{identity[k]}" for k in in_tree]
+            plot_dendrogram(z, labels, self.cfg.clustering.threshold, out / "cluster_hierarchy_dendrogram.png",
+                            title=f"{vid}: {len(in_tree)} of {len(tracklets)} tracklets (those with clean views)")
             figures["dendrogram"] = "cluster_hierarchy_dendrogram.png"
         all_emb = np.concatenate(embs) if embs else np.zeros((0, self.embedder.dim), np.float32)
         per_frame_id = np.concatenate([np.full(len(e), i) for e, i in zip(embs, identity)]) if embs else np.zeros(0, np.int64)

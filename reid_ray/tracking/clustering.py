@@ -188,3 +188,48 @@ def _square_bool(cannot_link: np.ndarray, n: int) -> np.ndarray:
     if c.ndim == 1:
         return squareform(c, checks=False) if len(c) else np.zeros((n, n), bool)
     return c | c.T
+
+
+def cluster_with_anchors(
+    distances: np.ndarray,
+    cannot_link: np.ndarray,
+    anchor: np.ndarray,
+    threshold: float,
+    linkage: str = "average",
+    max_attach_distance: float = 1.0,
+    attach_order: Sequence[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster the trusted tracklets, then attach the others one by one: (labels, Z of the anchors).
+
+    ``anchor``: (n,) bool, the tracklets whose distances can be trusted (here: only clean views). Their
+    constrained hierarchy decides the identities; each other tracklet (in ``attach_order``, e.g. longest
+    first) joins the identity holding its nearest member (single-link) among those with no cannot-link
+    member, including tracklets attached before it, if that distance is at most ``max_attach_distance``,
+    else starts an identity of its own. Occluded tracklets carry two people's looks: inside the hierarchy
+    they bridge identities (synthetic held-out IDF1 0.904 -> 0.923, bench/quality_reid_synthetic.py).
+    """
+    d = np.asarray(distances, np.float64)
+    n = len(d)
+    anchor = np.asarray(anchor, bool)
+    cl = _square_bool(np.asarray(cannot_link), n) if n else np.zeros((0, 0), bool)
+    ia = np.flatnonzero(anchor)
+    if len(ia) == 0 or len(ia) == n:
+        return cluster_hierarchy(d, cl, threshold, linkage)
+    labels = -np.ones(n, np.int64)
+    labels[ia], z = cluster_hierarchy(d[np.ix_(ia, ia)], cl[np.ix_(ia, ia)], threshold, linkage)
+    next_label = int(labels.max()) + 1
+    for i in attach_order if attach_order is not None else np.flatnonzero(~anchor):
+        best, best_d = -1, max_attach_distance
+        for c in np.unique(labels[labels >= 0]):
+            members = np.flatnonzero(labels == c)
+            if cl[i, members].any():
+                continue
+            dc = float(d[i, members].min())
+            if dc <= best_d:
+                best, best_d = int(c), dc
+        if best < 0:
+            best, next_label = next_label, next_label + 1
+        labels[i] = best
+    if cannot_link_violations(labels, cl):
+        raise RuntimeError("attaching joined a cannot-link pair; please report this input")
+    return _relabel(labels), z
