@@ -42,8 +42,14 @@ class TrackingConfig(Strict):
     max_overlap: float = Field(
         0.0, ge=0, le=1, description="A view covered more than this by another person's box is not 'clean'."
     )
+    occluded_by: Literal["any", "nearer"] = Field(
+        "nearer", description="Whose box hides a view from the tracker: any other person's, or only one whose feet are as "
+        "low or lower in the frame (nearer the camera on a ground plane), so the front person of a crossing keeps its "
+        "track. Distances always compare views no box overlaps.",
+    )
     split_at_occlusions: bool = Field(
-        True, description="Cut a track where its views turn from clean to occluded or back: IoU swaps people there."
+        True, description="Cut a track where its view state changes (clear, hidden by another person, cut by the frame "
+        "edge): IoU swaps people inside overlaps and links one who walks out to one who walks in."
     )
     appearance_momentum: float = Field(
         0.0, ge=0, lt=1, description="A track's look is a running mean of its clean views with this momentum (0: last view)."

@@ -47,6 +47,13 @@ def test_yolox_finds_nothing_on_a_blank_frame(yolox):
     assert len(yolox.detect(np.full((288, 384, 3), 127, np.uint8))) == 0
 
 
+def test_yolox_refuses_an_input_size_its_model_was_not_exported_at():
+    from reid_ray.models.yolox import YoloxDetector
+
+    with pytest.raises(ValueError, match="segmenter.input_size: 416"):
+        YoloxDetector(require_shared("models/yolox_nano_coco.onnx"), SegmenterConfig().categories, input_size=640)
+
+
 def test_dlib_face_with_five_keypoints_on_a_real_photo():
     from skimage import data
 

@@ -56,6 +56,55 @@ def test_two_people_crossing_swap_boxes_only_inside_occluded_tracklets():
     assert sum(len(t) for t in cut) == sum(len(t) for t in plain) == 40  # nothing lost, only cut
 
 
+def test_front_person_of_a_crossing_keeps_one_tracklet_and_the_one_behind_is_cut():
+    """A (feet lower: nearer the camera) walks right in front of B. With ``occluded_by="nearer"`` only B's views are
+    hidden from the tracker, so A stays one pure tracklet; its strict ``clean`` flags still mark the overlap,
+    where B's pixels sit inside A's box."""
+    frames, truth, embs = [], [], []
+    for f in range(20):
+        a = [20 + 7 * f, 20, 50 + 7 * f, 95]
+        b = [170 - 7 * f, 15, 198 - 7 * f, 80]
+        frames.append(Instances.from_arrays([a, b], [0.9, 0.9], ["person", "person"]))
+        truth.append([0, 1])
+        overlap = max(0, min(a[2], b[2]) - max(a[0], b[0])) > 0
+        look_b = np.array([0.8, 0.6]) if overlap else np.array([0.0, 1.0])  # B's crop half shows A
+        embs.append(np.stack([np.array([1.0, 0.0]), look_b]).astype(np.float32))
+    args = ([(0, 20)], SHAPE, AssociationParams(min_iou=0.1, max_centre_shift=2.0, min_similarity=0.5), 2, 1, 100)
+    tks = build_tracklets(frames, *args, embeddings=embs, split_at_occlusions=True, occluded_by="nearer")
+    holders = [t for t in tks if any(truth[f][i] == 0 for f, i in zip(t.frames, t.det_index))]
+    assert len(holders) == 1 and len(holders[0]) == 20
+    assert {truth[f][i] for f, i in zip(holders[0].frames, holders[0].det_index)} == {0}
+    assert 0 < holders[0].clean.sum() < 20  # overlapped views excluded from distances all the same
+    behind = build_tracklets(frames, *args, embeddings=embs, split_at_occlusions=True, occluded_by="any")
+    assert len(behind) > len(tks)  # with any overlap counted, A's track is cut too
+
+
+def test_one_walking_out_and_another_walking_in_at_the_same_edge_are_cut_apart():
+    """A leaves through the right edge as B enters there: no gap, so the exit rule cannot see it and IoU links
+    them. B then walks slowly behind C, who stands in front. The edge stretch is a tracklet of its own, so the
+    hidden stretch after it holds B alone (without the edge state it would hold A's exit as well)."""
+    frames, who = [], []
+    for f in range(19):
+        boxes, names = [], []
+        if f < 8:  # A walks right and out (at the edge from frame 5)
+            boxes.append([120 + 10 * f, 20, min(150 + 10 * f, 199), 90]); names.append("A")
+        else:  # B comes in at the edge, then walks left behind C
+            x = 170 - 3 * (f - 8)
+            boxes.append([x, 25, min(x + 30, 199), 95]); names.append("B")
+            boxes.append([140, 30, 175, 98]); names.append("C")
+        frames.append(Instances.from_arrays(boxes, [0.9] * len(boxes), ["person"] * len(boxes)))
+        who.append(names)
+    args = ([(0, 19)], SHAPE, AssociationParams(min_iou=0.1, max_centre_shift=2.0), 2, 1, 100)
+    tks = build_tracklets(frames, *args, split_at_occlusions=True, occluded_by="nearer")
+    at_edge = lambda t: all(b[2] >= 199 - 2 for b in t.boxes)  # noqa: E731
+    linked = [t for t in tks if {"A", "B"} <= {who[f][i] for f, i in zip(t.frames, t.det_index)}]
+    assert linked and all(at_edge(t) for t in linked)  # the tracker did join them, only at the edge
+    for t in tks:
+        if not at_edge(t):
+            assert len({who[f][i] for f, i in zip(t.frames, t.det_index)}) == 1
+    assert sum(len(t) for t in tks) == sum(len(w) for w in who)
+
+
 def test_public_detections(tmp_path):
     p = tmp_path / "v.txt"
     p.write_text("1,-1,11,21,30,40,0.8,-1,-1,-1\n\n3,-1,1,1,10,10,0.5\n")

@@ -75,7 +75,14 @@ class YoloxDetector:
         opts.intra_op_num_threads = num_threads
         opts.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        fixed = [d for d in model_input.shape[2:] if isinstance(d, int)]
+        if fixed and any(d != input_size for d in fixed):  # else every frame would fail inside onnxruntime
+            raise ValueError(
+                f"{model_path} takes {'x'.join(map(str, model_input.shape[2:]))} inputs; segmenter.input_size is "
+                f"{input_size}: set segmenter.input_size: {fixed[0]} or export the model at that size"
+            )
         self.size = input_size
         self.class_to_category = class_to_category(categories)
         self.score_threshold = score_threshold

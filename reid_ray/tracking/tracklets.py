@@ -49,10 +49,14 @@ def touches_border(box: np.ndarray, frame_shape: tuple[int, int], margin: float)
     return x1 <= margin or y1 <= margin or x2 >= w - margin or y2 >= h - margin
 
 
-def clean_views(detections: list[Instances], frame_shape: tuple[int, int], border_px: float, max_overlap: float) -> list[np.ndarray]:
+def clean_views(
+    detections: list[Instances], frame_shape: tuple[int, int], border_px: float, max_overlap: float, occluded_by: str = "any"
+) -> list[np.ndarray]:
     """Per frame, which detections show a whole, unobstructed person: the views whose look can be trusted
     (another person's box over a core mask, or a body cut by the edge, changes the embedding more than
-    the identity does)."""
+    the identity does). With ``occluded_by="nearer"`` only a box whose bottom edge is at least as low counts:
+    on a ground plane seen from above, lower feet are nearer the camera, so the person in front of a crossing
+    stays clean and keeps its track whole; only the one behind is hidden."""
     out = []
     for d in detections:
         n = len(d)
@@ -63,6 +67,8 @@ def clean_views(detections: list[Instances], frame_shape: tuple[int, int], borde
             rb = np.minimum(b[:, None, 2:], b[None, :, 2:])
             inter = (rb - lt).clip(0).prod(-1)
             np.fill_diagonal(inter, 0)
+            if occluded_by == "nearer":
+                inter = np.where(b[None, :, 3] >= b[:, None, 3], inter, 0.0)  # [i, j]: j's feet at or below i's
             area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-6)
             ok &= (inter / area[:, None]).max(1) <= max_overlap
         out.append(ok)
@@ -79,11 +85,16 @@ def _split_on_exits(frames: np.ndarray, boxes: np.ndarray, frame_shape: tuple[in
     return np.split(np.arange(len(frames)), cuts)
 
 
-def _split_on_occlusions(clean: np.ndarray) -> list[np.ndarray]:
-    """Index runs of one track with one cleanliness: where people overlap, IoU association can swap them
-    (measured: every impure piece of the synthetic footage was an occluded one), so occluded stretches become
-    their own tracklets and clean runs stay pure."""
-    return np.split(np.arange(len(clean)), np.flatnonzero(np.diff(clean.astype(np.int8))) + 1)
+# View states of a detection along a track: cuts fall where the state changes.
+CLEAR, HIDDEN, AT_EDGE = 0, 1, 2
+
+
+def _split_on_view_state(state: np.ndarray) -> list[np.ndarray]:
+    """Index runs of one track with one view state. Where people overlap, IoU association swaps them (on the
+    synthetic footage nearly every swap lies inside an occluded stretch, while the tracker's links where the
+    overlap starts and ends hold), and at the frame edge one person walking out and another walking in are
+    linked without a gap; so such stretches become tracklets of their own and clear runs stay pure."""
+    return np.split(np.arange(len(state)), np.flatnonzero(np.diff(state.astype(np.int8))) + 1)
 
 
 def build_tracklets(
@@ -99,14 +110,21 @@ def build_tracklets(
     split_similarity: float | None = None,
     max_overlap: float = 0.0,
     split_at_occlusions: bool = False,
+    occluded_by: str = "any",
 ) -> list[Tracklet]:
     """Tracklets (ids 0..k-1, in order of first frame) from one video's per-frame detections.
 
     With ``embeddings`` (one L2-normalised row per detection), association also weighs appearance, and with
     ``split_similarity`` a track is cut where consecutive clean views look less alike than that: boxes of two
     people who cross can swap under IoU, and a tracklet holding two people can never cluster right. With
-    ``split_at_occlusions`` it is also cut where its views turn occluded or clean again."""
-    clean = clean_views(detections, frame_shape, border_px, max_overlap)
+    ``split_at_occlusions`` it is also cut where its view state changes (clear, hidden by someone, cut by the
+    edge).
+
+    ``occluded_by`` decides whose box hides a view for tracking (gating, the track's look, the cuts); a
+    tracklet's ``clean`` flags stay strict (no other box over it at all): they choose the views its distances
+    compare, and the front person of a crossing still carries some of the back person's pixels."""
+    clean = clean_views(detections, frame_shape, border_px, max_overlap, occluded_by)
+    strict = clean if occluded_by == "any" else clean_views(detections, frame_shape, border_px, max_overlap, "any")
     pieces: list[tuple[int, np.ndarray, np.ndarray]] = []  # (shot_id, frames, det_index)
     for shot_id, start, end in split_segments(shots, max_shot_frames):
         dets = detections[start:end]
@@ -128,8 +146,10 @@ def build_tracklets(
                 if not split_at_occlusions:
                     pieces.append((shot_id, frames[run], det_index[run]))
                     continue
-                is_clean = np.array([clean[f][i] for f, i in zip(frames[run], det_index[run])], bool)
-                pieces.extend((shot_id, frames[run][sub], det_index[run][sub]) for sub in _split_on_occlusions(is_clean))
+                is_clear = np.array([clean[f][i] for f, i in zip(frames[run], det_index[run])], bool)
+                at_edge = np.array([touches_border(b, frame_shape, border_px) for b in boxes[run]], bool)
+                state = np.where(is_clear, CLEAR, np.where(at_edge, AT_EDGE, HIDDEN))
+                pieces.extend((shot_id, frames[run][sub], det_index[run][sub]) for sub in _split_on_view_state(state))
     pieces.sort(key=lambda p: (int(p[1][0]), int(p[2][0])))
     return [
         Tracklet(
@@ -139,7 +159,7 @@ def build_tracklets(
             boxes=np.stack([detections[f].boxes[i] for f, i in zip(frames, idx)]).astype(np.float32),
             scores=np.array([detections[f].scores[i] for f, i in zip(frames, idx)], np.float32),
             det_index=idx,
-            clean=np.array([clean[f][i] for f, i in zip(frames, idx)], bool),
+            clean=np.array([strict[f][i] for f, i in zip(frames, idx)], bool),
         )
         for k, (shot_id, frames, idx) in enumerate(pieces)
     ]
