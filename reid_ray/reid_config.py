@@ -54,6 +54,10 @@ class TrackingConfig(Strict):
     appearance_momentum: float = Field(
         0.0, ge=0, lt=1, description="A track's look is a running mean of its clean views with this momentum (0: last view)."
     )
+    interpolate_gaps: int = Field(
+        0, ge=0, description="Fill gaps of up to this many frames in an identity's boxes (one shot) by linear "
+        "interpolation, in identities.txt and the identity video; not with --detections, whose boxes are taken as given.",
+    )
     border_px: float = Field(
         2.0, ge=0, description="A track missed right after touching the frame edge this closely has left: it ends."
     )

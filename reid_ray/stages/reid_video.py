@@ -26,6 +26,7 @@ from reid_ray.schemas import BBOX, ERROR, error_row, table_from_rows
 from reid_ray.tracking.associate import AssociationParams
 from reid_ray.tracking.clustering import cluster_hierarchy, cluster_with_anchors, temporal_overlap
 from reid_ray.tracking.distances import distance_matrix, sharded_distance_matrix
+from reid_ray.tracking.interpolate import fill_gaps, shot_index
 from reid_ray.tracking.public_detections import (
     DetectionsFormatError,
     read_public_detections,
@@ -120,12 +121,13 @@ class ReidVideoStage:
             cannot_link = temporal_overlap([tk.frames for tk in tracklets])
             labels, z, in_tree = self.cluster(tracklets, dist, cannot_link)
             identity = labels + 1  # MOTChallenge ids start at 1
+            filled = self.filled(tracklets, identity, shots, info.n_frames) if given is None else []
             t = time.perf_counter()
-            self.write_tables(out, vid, tracklets, identity, embs)
+            self.write_tables(out, vid, tracklets, identity, embs, filled)
             figures = self.write_figures(out, vid, tracklets, identity, embs, z, in_tree)
             timings["figures_s"] = time.perf_counter() - t
             t = time.perf_counter()
-            self.write_videos(out, local, info.fps, tracklets, identity)
+            self.write_videos(out, local, info.fps, tracklets, identity, filled)
             timings["videos_s"] = time.perf_counter() - t
         report = {
             "video_id": vid,
@@ -140,6 +142,7 @@ class ReidVideoStage:
                 "n_detections": int(sum(len(d) for d in detections)),
                 "n_tracklets": len(tracklets),
                 "n_tracklet_frames": int(sum(len(tk) for tk in tracklets)),
+                "n_interpolated_boxes": int(sum(len(f) for _, f, _ in filled)),
                 "n_cannot_link_pairs": int(np.triu(cannot_link, 1).sum()),
                 "n_identities": len(np.unique(identity)),
             },
@@ -225,7 +228,24 @@ class ReidVideoStage:
 
     # ------------------------------------------------------------------------------------------ outputs
 
-    def write_tables(self, out: Path, vid: str, tracklets: list[Tracklet], identity: np.ndarray, embs: list[np.ndarray]) -> None:
+    def filled(self, tracklets: list[Tracklet], identity: np.ndarray, shots: list[tuple[int, int]], n_frames: int) -> list:
+        """(identity, frames, values) of the boxes interpolated into each identity's short gaps (x1, y1, x2, y2, score)."""
+        max_gap = self.cfg.tracking.interpolate_gaps
+        if max_gap <= 0 or not tracklets:
+            return []
+        shot_of = shot_index(shots, n_frames)
+        out = []
+        for ident in np.unique(identity):
+            members = [tk for tk, i in zip(tracklets, identity) if i == ident]
+            frames = np.concatenate([tk.frames for tk in members])
+            values = np.concatenate([np.column_stack([tk.boxes, tk.scores]) for tk in members])
+            f, v = fill_gaps(frames, values, shot_of, max_gap)
+            if len(f):
+                out.append((int(ident), f, v))
+        return out
+
+    def write_tables(self, out: Path, vid: str, tracklets: list[Tracklet], identity: np.ndarray, embs: list[np.ndarray],
+                     filled: list = ()) -> None:
         rows, mot = [], []
         for tk, ident, emb in zip(tracklets, identity, embs):
             for f, box, score, e in zip(tk.frames, tk.boxes, tk.scores, emb):
@@ -234,6 +254,9 @@ class ReidVideoStage:
                 x1, y1, x2, y2 = (float(v) for v in box)
                 # MOTChallenge: 1-based frames and pixels (see reid_ray.tracking.public_detections).
                 mot.append((int(f) + 1, int(ident), f"{int(f) + 1},{int(ident)},{x1 + 1:.2f},{y1 + 1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{float(score):.4f},-1,-1,-1"))
+        for ident, frames, values in filled:  # MOTChallenge rows only: tracklets.parquet keeps what was detected
+            for f, (x1, y1, x2, y2, score) in zip(frames, values):
+                mot.append((int(f) + 1, ident, f"{int(f) + 1},{ident},{x1 + 1:.2f},{y1 + 1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1"))
         write_table_atomic(table_from_rows(rows, TRACKLET), out / "tracklets.parquet")
         text = "\n".join(line for _, _, line in sorted(mot)) + ("\n" if mot else "")
         tmp = out / ".identities.txt.tmp"
@@ -257,7 +280,8 @@ class ReidVideoStage:
         figures["embedding_clusters"] = {"file": "embedding_clusters_umap.png", "method": method}
         return figures
 
-    def write_videos(self, out: Path, local: str, fps: float, tracklets: list[Tracklet], identity: np.ndarray) -> None:
+    def write_videos(self, out: Path, local: str, fps: float, tracklets: list[Tracklet], identity: np.ndarray,
+                     filled: list = ()) -> None:
         from reid_ray.viz.videos import write_box_videos
 
         by_identity: dict[int, list] = {}
@@ -266,4 +290,7 @@ class ReidVideoStage:
             for f, box in zip(tk.frames, tk.boxes):
                 by_identity.setdefault(int(f), []).append((box, int(ident), f"id {int(ident)}"))
                 by_tracklet.setdefault(int(f), []).append((box, int(tk.tracklet_id), f"t{tk.tracklet_id}"))
+        for ident, frames, values in filled:
+            for f, v in zip(frames, values):
+                by_identity.setdefault(int(f), []).append((v[:4], ident, f"id {ident}"))
         write_box_videos(iter_frames(local), fps, {out / "final_reid_output.mp4": by_identity, out / "raw_tracklets_output.mp4": by_tracklet})
