@@ -61,9 +61,10 @@ class SamplingConfig(Strict):
 
 
 class SegmenterConfig(Strict):
-    backend: Literal["yolox", "sam3"] = "yolox"
+    backend: Literal["yolox", "yolov8_seg", "sam3"] = "yolox"
     model: str | None = Field(
-        None, description="File (yolox), hub id or local directory (sam3); None: yolox from models_dir, facebook/sam3."
+        None, description="File (yolox, yolov8_seg), hub id or local directory (sam3); None: the file in models_dir, "
+        "facebook/sam3.",
     )
     categories: dict[str, list[str]] = Field(
         default_factory=lambda: {

@@ -54,6 +54,36 @@ def test_yolox_refuses_an_input_size_its_model_was_not_exported_at():
         YoloxDetector(require_shared("models/yolox_nano_coco.onnx"), SegmenterConfig().categories, input_size=640)
 
 
+def test_yolov8_seg_masks_the_person_of_a_real_clip():
+    """The optional AGPL backend (read from ../shared, never downloaded): one person on a CAVIAR frame, with a
+    mask inside its box that covers a person-like share of it."""
+    pytest.importorskip("ai_edge_litert")
+    from reid_ray.models.yolov8_seg import YoloV8SegSegmenter, resolve_model_file
+
+    path = resolve_model_file(None, require_shared("models/yolov8n-seg_int8_coco_ul8.2.44.tflite").parent)
+    seg = YoloV8SegSegmenter(path, SegmenterConfig().categories)
+    frame = read_rgb(require_shared(CAVIAR_REENTER), [160])[0]
+    inst = seg.detect(frame)
+    people = inst.select(np.flatnonzero(inst.categories == "person"))
+    assert len(people) == 1 and people.masks.shape == (1, *frame.shape[:2])
+    x1, y1, x2, y2 = people.boxes[0].round().astype(int)
+    inside = people.masks[0][y1:y2 + 1, x1:x2 + 1].sum()
+    assert inside == people.masks[0].sum()  # nothing outside the box
+    assert 0.3 < inside / ((x2 - x1) * (y2 - y1)) < 0.9  # a body, not its box
+    assert len(seg.detect(np.full((288, 384, 3), 127, np.uint8))) == 0
+
+
+def test_yolov8_seg_is_never_downloaded(tmp_path):
+    from reid_ray.models.download import DownloadError
+    from reid_ray.models.yolov8_seg import resolve_model_file
+
+    with pytest.raises(DownloadError, match="AGPL-3.0 and opt-in"):
+        resolve_model_file(None, tmp_path)
+    (tmp_path / "yolov8n-seg_int8_coco_ul8.2.44.tflite").write_bytes(b"not the model")
+    with pytest.raises(DownloadError):  # a wrong checksum is refused too
+        resolve_model_file(None, tmp_path)
+
+
 def test_dlib_face_with_five_keypoints_on_a_real_photo():
     from skimage import data
 

@@ -16,6 +16,13 @@ def _yolox(cfg: PairsJobConfig) -> Segmenter:
     return YoloxDetector(path, s.categories, s.score_threshold, s.nms_iou, s.input_size)
 
 
+def _yolov8_seg(cfg: PairsJobConfig) -> Segmenter:
+    from reid_ray.models.yolov8_seg import YoloV8SegSegmenter, resolve_model_file
+
+    s = cfg.segmenter
+    return YoloV8SegSegmenter(resolve_model_file(s.model, cfg.resolved_models_dir()), s.categories, s.score_threshold, s.nms_iou)
+
+
 def _sam3(cfg: PairsJobConfig) -> Segmenter:
     from reid_ray.models.sam3 import Sam3Segmenter
 
@@ -23,7 +30,7 @@ def _sam3(cfg: PairsJobConfig) -> Segmenter:
     return Sam3Segmenter(model=s.model or "facebook/sam3", categories=s.categories, score_threshold=s.score_threshold, device=s.device)
 
 
-SEGMENTERS: dict[str, Callable[[PairsJobConfig], Segmenter]] = {"yolox": _yolox, "sam3": _sam3}
+SEGMENTERS: dict[str, Callable[[PairsJobConfig], Segmenter]] = {"yolox": _yolox, "yolov8_seg": _yolov8_seg, "sam3": _sam3}
 
 
 def build_segmenter(cfg: PairsJobConfig) -> Segmenter:
@@ -39,6 +46,10 @@ def preflight(cfg: PairsJobConfig) -> None:
         from reid_ray.models.yolox import resolve_model_file
 
         resolve_model_file(cfg.segmenter.model, cfg.resolved_models_dir())
+    if cfg.segmenter.backend == "yolov8_seg":
+        from reid_ray.models.yolov8_seg import resolve_model_file as resolve_yolov8
+
+        resolve_yolov8(cfg.segmenter.model, cfg.resolved_models_dir())
     if cfg.embedder.backend == "osnet_x0_25":
         from reid_ray.models.osnet import resolve_weights
 
