@@ -1,5 +1,6 @@
 """Set-head ablation: mean pooling, attention pooling and the transformer, trained with Ray Train (2 gloo
-workers, circle loss) on OSNet x0.25 patch sets, judged on videos never seen in training.
+workers, circle loss) on OSNet x0.25 patch sets (or another embedder: --reid-set embedder.backend=...), judged on
+videos never seen in training.
 
 Data (cached under --work, so a re-run only redoes what is missing):
 - synthetic, labelled: ground-truth tracklets of seeds 100.. (train) and 200.. (test);
@@ -9,7 +10,7 @@ Data (cached under --work, so a re-run only redoes what is missing):
 
 Prints the ablation table, writes ``report.json`` and ``patch_maps_*.png`` (attention and patch PCA).
 
-    python bench/ablation_heads.py [--work DIR] [--epochs 15]
+    python bench/ablation_heads.py [--work DIR] [--epochs 15] [--reid-set embedder.backend=efficientnet_lite0]
 """
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def main() -> int:
     ap.add_argument("--train-videos", type=int, default=8)
     ap.add_argument("--test-videos", type=int, default=4)
     ap.add_argument("--set", action="append", default=[], help="train.yaml override for every head")
+    ap.add_argument("--reid-set", action="append", default=[],
+                    help="reid_local.yaml override for mining and embedding, e.g. embedder.backend=efficientnet_lite0")
     args = ap.parse_args()
     os.environ.setdefault("REID_RAY_MODELS_DIR", str(SHARED / "models"))
     work = Path(args.work)
@@ -65,7 +68,7 @@ def main() -> int:
     from reid_ray.train.trainer import run_training
 
     t0 = time.perf_counter()
-    reid_cfg = load_config(ROOT / "configs/reid_local.yaml", [], ReidJobConfig)
+    reid_cfg = load_config(ROOT / "configs/reid_local.yaml", args.reid_set, ReidJobConfig)
     stage = ReidVideoStage(reid_cfg.model_dump_json(), str(work / "scratch"))
     embedder = stage.embedder
     syn_train = work / "train" / "synthetic.parquet"
@@ -83,7 +86,7 @@ def main() -> int:
     for kind in KINDS:
         cfg = load_config(ROOT / "configs/train.yaml", [f"head.kind={kind}", f"head.in_dim={embedder.dim}", f"epochs={args.epochs}", *args.set], TrainConfig)
         t = time.perf_counter()
-        result = run_training(cfg, str(work / "train"), str(work / "runs"), name=f"osnet_{kind}")
+        result = run_training(cfg, str(work / "train"), str(work / "runs"), name=f"{reid_cfg.embedder.backend}_{kind}")
         ckpt = Path(result.checkpoint.path) / "head.pt"
         checkpoints[kind] = str(ckpt)
         history[kind] = {"train_s": round(time.perf_counter() - t, 1), **{k: result.metrics[k] for k in ("epoch", "loss", "samples_per_s")}}
@@ -93,7 +96,7 @@ def main() -> int:
     heads = {"backbone_mean_pool (untrained)": MeanPoolHead(), **{f"{k} (trained)": TrainedHead(p) for k, p in checkpoints.items()}}
     synthetic = evaluate_heads(read_samples(syn_test), heads)
     real = evaluate_heads(half_split(read_samples(real_test)), heads)
-    report = {"embedder": "osnet_x0_25 (MSMT17)", "epochs": args.epochs, "checkpoints": checkpoints, "training": history,
+    report = {"embedder": reid_cfg.embedder.backend, "epochs": args.epochs, "checkpoints": checkpoints, "training": history,
               "synthetic_heldout (labelled, seeds 200..)": synthetic, "real_heldout_half_tracklet_proxy": real,
               "real_test_clips": REAL_TEST, "real_train_clips": REAL_TRAIN}
     (work / "report.json").write_text(json.dumps(report, indent=1))
