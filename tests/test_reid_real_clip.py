@@ -1,0 +1,41 @@
+"""The long-video stage on a real clip with a re-entry: CAVIAR OneLeaveShopReenter1 (no ground truth shipped).
+
+Hand annotation, from watching the clip: a person walks out of the shop towards the railing, is at box centre
+about (200, 141) on frame 240 (1-based), drops out of view below the railing for about 13 frames, and is back at
+about (199, 146) on frame 270. The tracker must end the track at the exit, so the one identity across the gap
+comes from re-identification (two tracklets, one identity).
+"""
+import pandas as pd
+import pyarrow.parquet as pq
+from _paths import require_shared
+
+from reid_ray.config import load_config
+from reid_ray.reid_config import ReidJobConfig
+from reid_ray.stages.reid_video import ReidVideoStage
+
+CLIP = "video/caviar/OneLeaveShopReenter1front.mpg"
+BEFORE = (240, 200.0, 141.0)  # 1-based frame, box centre x, y
+AFTER = (270, 199.0, 146.0)
+
+
+def _nearest(ids: pd.DataFrame, frame: int, x: float, y: float) -> pd.Series:
+    rows = ids[ids.frame == frame]
+    d = ((rows.x + rows.w / 2 - x) ** 2 + (rows.y + rows.h / 2 - y) ** 2) ** 0.5
+    assert len(rows) and d.min() < 15, f"nobody near ({x}, {y}) on frame {frame}: {rows.to_dict('records')}"
+    return rows.loc[d.idxmin()]
+
+
+def test_person_who_leaves_and_comes_back_keeps_one_identity(tmp_path):
+    cfg = load_config("configs/reid_local.yaml", [f"models_dir={require_shared('models').resolve()}",
+                                                 "sources.default_license=CAVIAR-research"], ReidJobConfig)
+    stage = ReidVideoStage(cfg.model_dump_json(), str(tmp_path))
+    summary = stage.process({"video_id": "reenter1", "uri": str(require_shared(CLIP)), "license": "CAVIAR-research"})
+    assert summary["status"] == "ok", summary["message"]
+    ids = pd.read_csv(tmp_path / "reenter1" / "identities.txt", header=None,
+                      names=["frame", "id", "x", "y", "w", "h", "conf", "a", "b", "c"])
+    before, after = _nearest(ids, *BEFORE), _nearest(ids, *AFTER)
+    assert before.id == after.id
+    tracklets = pq.read_table(tmp_path / "reenter1" / "tracklets.parquet", columns=["frame", "tracklet_id", "identity"]).to_pandas()
+    t_before = tracklets[(tracklets.frame == BEFORE[0] - 1) & (tracklets.identity == before.id)].tracklet_id
+    t_after = tracklets[(tracklets.frame == AFTER[0] - 1) & (tracklets.identity == after.id)].tracklet_id
+    assert set(t_before).isdisjoint(t_after)  # joined by re-identification, not by the tracker
