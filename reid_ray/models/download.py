@@ -125,3 +125,16 @@ def ensure_model_file(models_dir: Path, filename: str, url: str | None, sha256: 
         raise DownloadError(f"{dest} is missing (or its checksum is not an accepted one) and no download URL "
                             f"is known. {_manual_hint(dest)}")
     return fetch_verified(url, dest, expected)
+
+
+def resolve_model_file(
+    explicit: str | None, what: str, models_dir: Path, filename: str, url: str | None, sha256: Checksums
+) -> Path:
+    """The file a backend loads: an explicit path (a config key) wins and must exist; else ``models_dir/filename``
+    through ``ensure_model_file``. ``what`` names the key and the file in the error, e.g. "segmenter.model: YOLOX file"."""
+    if explicit:
+        p = Path(explicit).expanduser()
+        if not p.exists():
+            raise FileNotFoundError(f"{what} {p} does not exist")
+        return p
+    return ensure_model_file(models_dir, filename, url, sha256)

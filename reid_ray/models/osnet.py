@@ -141,14 +141,9 @@ class OSNet(nn.Module):
 def resolve_weights(model: str | None, models_dir: Path) -> Path:
     """An explicit file wins; else ``models_dir/osnet_x0_25_msmt17.pth`` with the known checksum. No download:
     the published copy sits behind a Google Drive link, which cannot be pinned."""
-    if model:
-        p = Path(model).expanduser()
-        if not p.exists():
-            raise FileNotFoundError(f"embedder.model: OSNet weights {p} do not exist")
-        return p
-    from reid_ray.models.download import ensure_model_file
+    from reid_ray.models.download import resolve_model_file
 
-    return ensure_model_file(models_dir, WEIGHTS_FILE, None, WEIGHTS_SHA256)
+    return resolve_model_file(model, "embedder.model: OSNet weights", models_dir, WEIGHTS_FILE, None, WEIGHTS_SHA256)
 
 
 def load_osnet(path: str | Path) -> OSNet:

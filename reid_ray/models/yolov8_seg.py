@@ -26,15 +26,11 @@ N_COEFFS = 32
 
 def resolve_model_file(model: str | None, models_dir: Path) -> Path:
     """An explicit path wins; else ``models_dir/FILENAME`` with its checksum (no download: AGPL, opt-in)."""
-    from reid_ray.models.download import DownloadError, ensure_model_file
+    from reid_ray.models.download import DownloadError
+    from reid_ray.models.download import resolve_model_file as resolve
 
-    if model:
-        p = Path(model).expanduser()
-        if not p.exists():
-            raise FileNotFoundError(f"segmenter.model: YOLOv8-seg file {p} does not exist")
-        return p
     try:
-        return ensure_model_file(models_dir, FILENAME, None, SHA256)
+        return resolve(model, "segmenter.model: YOLOv8-seg file", models_dir, FILENAME, None, SHA256)
     except DownloadError as err:
         raise DownloadError(f"{err} The YOLOv8-seg backend is AGPL-3.0 and opt-in: export it with Ultralytics "
                             f"(int8 TFLite) and place it there, or point segmenter.model at it.") from err

@@ -26,14 +26,9 @@ PAD_VALUE = 114
 
 def resolve_model_file(model: str | None, models_dir: Path) -> Path:
     """An explicit path wins; else the models directory, downloading the official file if absent."""
-    if model:
-        p = Path(model).expanduser()
-        if not p.exists():
-            raise FileNotFoundError(f"segmenter.model: YOLOX file {p} does not exist")
-        return p
-    from reid_ray.models.download import ensure_model_file
+    from reid_ray.models.download import resolve_model_file as resolve
 
-    return ensure_model_file(models_dir, FILENAME, OFFICIAL_URL, ACCEPTED_SHA256)
+    return resolve(model, "segmenter.model: YOLOX file", models_dir, FILENAME, OFFICIAL_URL, ACCEPTED_SHA256)
 
 
 def letterbox(image_bgr: np.ndarray, size: int) -> tuple[np.ndarray, float]:

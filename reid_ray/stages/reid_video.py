@@ -59,6 +59,13 @@ def is_finished(out: Path, video_id: str) -> bool:
     return (video_dir(out, video_id) / "report.json").exists()
 
 
+def _mot_row(frame: int, ident: int, box: np.ndarray, score: float) -> tuple[int, int, str]:
+    """(sort keys, line) of one MOTChallenge row: 1-based frames and pixels (see reid_ray.tracking.public_detections)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    f, i = int(frame) + 1, int(ident)
+    return f, i, f"{f},{i},{x1 + 1:.2f},{y1 + 1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{float(score):.4f},-1,-1,-1"
+
+
 def _rescale(inst: Instances, factor: float) -> Instances:
     return replace(inst, boxes=inst.boxes * factor, masks=None)
 
@@ -251,12 +258,9 @@ class ReidVideoStage:
             for f, box, score, e in zip(tk.frames, tk.boxes, tk.scores, emb):
                 rows.append({"video_id": vid, "shot_id": tk.shot_id, "tracklet_id": tk.tracklet_id, "identity": int(ident),
                              "frame": int(f), "bbox": [float(v) for v in box], "score": float(score), "embedding": e.tolist()})
-                x1, y1, x2, y2 = (float(v) for v in box)
-                # MOTChallenge: 1-based frames and pixels (see reid_ray.tracking.public_detections).
-                mot.append((int(f) + 1, int(ident), f"{int(f) + 1},{int(ident)},{x1 + 1:.2f},{y1 + 1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{float(score):.4f},-1,-1,-1"))
+                mot.append(_mot_row(f, ident, box, score))
         for ident, frames, values in filled:  # MOTChallenge rows only: tracklets.parquet keeps what was detected
-            for f, (x1, y1, x2, y2, score) in zip(frames, values):
-                mot.append((int(f) + 1, ident, f"{int(f) + 1},{ident},{x1 + 1:.2f},{y1 + 1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1"))
+            mot.extend(_mot_row(f, ident, v[:4], v[4]) for f, v in zip(frames, values))
         write_table_atomic(table_from_rows(rows, TRACKLET), out / "tracklets.parquet")
         text = "\n".join(line for _, _, line in sorted(mot)) + ("\n" if mot else "")
         tmp = out / ".identities.txt.tmp"
