@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from reid_ray.models.coco import class_to_category
-from reid_ray.models.yolox import letterbox
+from reid_ray.models.yolox import class_aware_nms, letterbox
 from reid_ray.records import Instances, clip_boxes
 
 FILENAME = "yolov8n-seg_int8_coco_ul8.2.44.tflite"
@@ -93,9 +93,7 @@ class YoloV8SegSegmenter:
         cxcywh = pred[:, :4] * self.size  # normalised to the input canvas
         boxes_in = np.concatenate([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2], 1)
         boxes = clip_boxes(boxes_in / r, frame_shape)
-        offset = cls[:, None].astype(np.float32) * 10000.0  # class-aware NMS
-        xywh = np.concatenate([boxes[:, :2] + offset, boxes[:, 2:] - boxes[:, :2]], 1)
-        idx = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), score.tolist(), self.score_threshold, self.nms_iou), int).reshape(-1)
+        idx = class_aware_nms(boxes, score, cls, self.score_threshold, self.nms_iou)
         if len(idx) == 0:
             return Instances.empty()
         masks = self._masks(pred[idx, 4 + N_CLASSES:], protos, boxes_in[idx], r, frame_shape)

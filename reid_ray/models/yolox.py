@@ -41,6 +41,13 @@ def letterbox(image_bgr: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     return canvas, r
 
 
+def class_aware_nms(boxes: np.ndarray, score: np.ndarray, cls: np.ndarray, score_threshold: float, nms_iou: float) -> np.ndarray:
+    """Indices kept by OpenCV's NMS, boxes offset per class so that different classes never suppress each other."""
+    offset = cls[:, None].astype(np.float32) * 10000.0
+    xywh = np.concatenate([boxes[:, :2] + offset, boxes[:, 2:] - boxes[:, :2]], 1)
+    return np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), score.tolist(), score_threshold, nms_iou), int).reshape(-1)
+
+
 def _grids(size: int) -> tuple[np.ndarray, np.ndarray]:
     grids, strides = [], []
     for s in STRIDES:
@@ -107,11 +114,7 @@ class YoloxDetector:
         xy, wh, score, cls = xy[keep], wh[keep], score[keep], wanted[best[keep]]
         boxes = np.concatenate([xy - wh / 2, xy + wh / 2], 1) / r
         boxes = clip_boxes(boxes, frame_shape)
-        # Class-aware NMS: offset boxes per class so different classes never suppress each other.
-        offset = cls[:, None].astype(np.float32) * 10000.0
-        xywh = np.concatenate([boxes[:, :2] + offset, boxes[:, 2:] - boxes[:, :2]], 1)
-        idx = cv2.dnn.NMSBoxes(xywh.tolist(), score.tolist(), self.score_threshold, self.nms_iou)
-        idx = np.asarray(idx, int).reshape(-1)
+        idx = class_aware_nms(boxes, score, cls, self.score_threshold, self.nms_iou)
         categories = [self.class_to_category[int(c)] for c in cls[idx]]
         inst = Instances.from_arrays(boxes[idx], score[idx], categories)
         return inst
