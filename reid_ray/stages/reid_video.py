@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -241,18 +242,20 @@ class ReidVideoStage:
         if max_gap <= 0 or not tracklets:
             return []
         shot_of = shot_index(shots, n_frames)
+        by_identity: dict[int, list[Tracklet]] = {}
+        for tk, ident in zip(tracklets, identity):
+            by_identity.setdefault(int(ident), []).append(tk)
         out = []
-        for ident in np.unique(identity):
-            members = [tk for tk, i in zip(tracklets, identity) if i == ident]
+        for ident, members in sorted(by_identity.items()):
             frames = np.concatenate([tk.frames for tk in members])
             values = np.concatenate([np.column_stack([tk.boxes, tk.scores]) for tk in members])
             f, v = fill_gaps(frames, values, shot_of, max_gap)
             if len(f):
-                out.append((int(ident), f, v))
+                out.append((ident, f, v))
         return out
 
     def write_tables(self, out: Path, vid: str, tracklets: list[Tracklet], identity: np.ndarray, embs: list[np.ndarray],
-                     filled: list = ()) -> None:
+                     filled: Sequence[tuple] = ()) -> None:
         rows, mot = [], []
         for tk, ident, emb in zip(tracklets, identity, embs):
             for f, box, score, e in zip(tk.frames, tk.boxes, tk.scores, emb):
@@ -285,7 +288,7 @@ class ReidVideoStage:
         return figures
 
     def write_videos(self, out: Path, local: str, fps: float, tracklets: list[Tracklet], identity: np.ndarray,
-                     filled: list = ()) -> None:
+                     filled: Sequence[tuple] = ()) -> None:
         from reid_ray.viz.videos import write_box_videos
 
         by_identity: dict[int, list] = {}
