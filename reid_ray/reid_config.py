@@ -54,6 +54,11 @@ class TrackingConfig(Strict):
     appearance_momentum: float = Field(
         0.0, ge=0, lt=1, description="A track's look is a running mean of its clean views with this momentum (0: last view)."
     )
+    low_score_threshold: float | None = Field(
+        None, ge=0, le=1, description="ByteTrack's second association: the segmenter keeps boxes down to this score, and "
+        "those under segmenter.score_threshold only continue a track left unmatched (IoU alone), never start one. Partly "
+        "hidden people score low. Not applied to public detections. null: off.",
+    )
     interpolate_gaps: int = Field(
         0, ge=0, description="Fill gaps of up to this many frames in an identity's boxes (one shot) by linear "
         "interpolation, in identities.txt and the identity video; not with --detections, whose boxes are taken as given.",

@@ -99,6 +99,7 @@ def test_public_detections_path(det_run, corpus):
     out, report = det_run
     video_report = _check_outputs(out, corpus[2], min_idf1=0.9)  # measured 0.99 (OSNet profile)
     assert video_report["counts"]["n_interpolated_boxes"] == 0  # given boxes are taken as they are
+    assert video_report["counts"]["n_low_score_boxes"] == 0
     assert {s["video_id"]: s["status"] for s in report["this_run"]} == {"short": "ok", "badline": "error", "broken": "error"}
 
 
@@ -124,6 +125,7 @@ def test_cpu_path(cpu_run, corpus):
     report = _check_outputs(out, corpus[2], min_idf1=0.8)  # measured 0.89
     assert report["distance"]["sharded"] is True
     assert report["counts"]["n_interpolated_boxes"] > 0  # the detector misses a few frames that get filled
+    assert report["counts"]["n_low_score_boxes"] > 0  # partly hidden people kept by the second association
 
 
 def test_sharded_matrix_matches_local_on_real_tracklets(cpu_run):

@@ -117,3 +117,34 @@ def test_public_detections(tmp_path):
     p.write_text("9,-1,11,21,30,40,0.8\n")
     with pytest.raises(DetectionsFormatError, match=r"v.txt:1: frame 9 is past"):
         read_public_detections(p, 4)
+
+
+def test_low_score_boxes_only_continue_tracks():
+    """ByteTrack's second association: a person whose score dips (partly hidden) keeps one tracklet through the
+    dip; a low-score box on its own (a false detection) starts nothing and hides nobody."""
+    person = lambda f: [40 + 2 * f, 20, 70 + 2 * f, 90]  # noqa: E731
+    stray = [120, 20, 150, 90]
+    frames, secondary = [], []
+    for f in range(12):
+        dips = 4 <= f < 8  # frames 4-7: longer than max_missed, so without the low boxes the track would break
+        boxes = [person(f), stray] if f in (2, 9) else [person(f)]
+        scores = [0.2 if dips else 0.9] + ([0.2] if f in (2, 9) else [])
+        frames.append(Instances.from_arrays(boxes, scores, ["person"] * len(boxes)))
+        secondary.append(np.array(scores) < 0.35)
+    args = ([(0, 12)], SHAPE, AssociationParams(), 2, 1, 100)
+    two_stage = build_tracklets(frames, *args, split_at_occlusions=True, secondary=secondary)
+    assert [(t.frames[0], t.frames[-1], len(t)) for t in two_stage] == [(0, 11, 12)]
+    assert two_stage[0].clean.all()  # the unclaimed stray box neither became a tracklet nor hid anyone
+    # Without the second association, every box counts alike: the stray boxes become tracklets of their own.
+    one_stage = build_tracklets(frames, *args, split_at_occlusions=True)
+    assert len(one_stage) == 3
+
+
+def test_low_score_box_never_takes_a_track_a_confident_box_took():
+    """The confident box is matched first; the low-score duplicate over it is left unclaimed."""
+    track = [Instances.from_arrays([[40, 20, 70, 90]], [0.9], ["person"])] * 3
+    dup = Instances.from_arrays([[40, 20, 70, 90], [42, 22, 71, 88]], [0.9, 0.3], ["person", "person"])
+    frames = track + [dup] + track
+    secondary = [f.scores < 0.35 for f in frames]
+    tks = build_tracklets(frames, [(0, 7)], SHAPE, AssociationParams(), 2, 1, 100, secondary=secondary)
+    assert len(tks) == 1 and len(tks[0]) == 7 and (tks[0].det_index == 0).all()

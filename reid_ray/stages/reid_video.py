@@ -78,10 +78,17 @@ class ReidVideoStage:
         self.cfg = ReidJobConfig.model_validate_json(cfg_json)
         self.out = Path(out_dir)
         self.detections_dir = Path(detections_dir) if detections_dir else None
-        self.segmenter = None if self.detections_dir else registry.build_segmenter(self.cfg)
+        self.segmenter = None if self.detections_dir else registry.build_segmenter(self._segmenter_config())
         self.embedder = registry.build_embedder(self.cfg)
         self.head = registry.build_head(self.cfg)
         self.shot_detector = TransNetShotDetector(threshold=self.cfg.shots.threshold)
+
+    def _segmenter_config(self) -> ReidJobConfig:
+        """The profile, with the segmenter's score floor lowered to the tracker's second-association threshold."""
+        low = self.cfg.tracking.low_score_threshold
+        if low is None or low >= self.cfg.segmenter.score_threshold:
+            return self.cfg
+        return self.cfg.model_copy(update={"segmenter": self.cfg.segmenter.model_copy(update={"score_threshold": low})})
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         n = len(batch["video_id"])
@@ -151,6 +158,8 @@ class ReidVideoStage:
                 "n_tracklets": len(tracklets),
                 "n_tracklet_frames": int(sum(len(tk) for tk in tracklets)),
                 "n_interpolated_boxes": int(sum(len(f) for _, f, _ in filled)),
+                # boxes under segmenter.score_threshold that continued a track (tracking.low_score_threshold)
+                "n_low_score_boxes": 0 if given is not None else int(sum((tk.scores < self.cfg.segmenter.score_threshold).sum() for tk in tracklets)),
                 "n_cannot_link_pairs": int(np.triu(cannot_link, 1).sum()),
                 "n_identities": len(np.unique(identity)),
             },
@@ -175,13 +184,16 @@ class ReidVideoStage:
         shots = self.shot_detector.shots_from_frames(small) if len(small) else []
         timings["shots_s"] = time.perf_counter() - t
         tr = self.cfg.tracking
+        secondary = None
+        if given is None and tr.low_score_threshold is not None:
+            secondary = [d.scores < self.cfg.segmenter.score_threshold for d in detections]
         tracklets = build_tracklets(
             detections, shots, shape,
             AssociationParams(min_iou=tr.min_iou, min_similarity=tr.min_similarity, appearance_weight=tr.appearance_weight,
                               appearance_momentum=tr.appearance_momentum),
             tr.max_missed, tr.min_tracklet_frames, self.cfg.shots.max_shot_frames, tr.border_px,
             embeddings if tr.appearance_weight > 0 or tr.split_similarity is not None else None,
-            tr.split_similarity, tr.max_overlap, tr.split_at_occlusions, tr.occluded_by,
+            tr.split_similarity, tr.max_overlap, tr.split_at_occlusions, tr.occluded_by, secondary,
         )
         return shots, detections, embeddings, tracklets
 

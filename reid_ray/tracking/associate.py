@@ -37,17 +37,19 @@ def match(
     emb_next: np.ndarray | None,
     params: AssociationParams,
     usable_next: np.ndarray | None = None,
+    iou_only: bool = False,
 ) -> list[tuple[int, int]]:
-    """Index pairs (prev, next) assigned to one another; gates make impossible pairs unassignable."""
+    """Index pairs (prev, next) assigned to one another; gates make impossible pairs unassignable. ``iou_only``:
+    boxes must overlap by ``min_iou`` and IoU alone scores them (no centre-shift route, no appearance)."""
     if len(boxes_prev) == 0 or len(boxes_next) == 0:
         return []
     iou = box_iou(boxes_prev, boxes_next)
     shift = _centre_shift(boxes_prev, boxes_next)
     same_cat = np.asarray(cats_prev)[:, None] == np.asarray(cats_next)[None, :]
     geo = np.maximum(iou, 1.0 - np.minimum(shift / params.max_centre_shift, 1.0))
-    allowed = same_cat & ((iou >= params.min_iou) | (shift <= params.max_centre_shift))
-    score = geo
-    if emb_prev is not None and emb_next is not None and len(emb_prev) and len(emb_next):
+    allowed = same_cat & ((iou >= params.min_iou) | (shift <= params.max_centre_shift) & (not iou_only))
+    score = iou if iou_only else geo
+    if emb_prev is not None and emb_next is not None and len(emb_prev) and len(emb_next) and not iou_only:
         sim = emb_prev @ emb_next.T
         gate = sim >= params.min_similarity
         if usable_next is not None:  # an occluded or cut view may look unlike its own track: geometry decides
@@ -74,38 +76,55 @@ def link_frames(
     params: AssociationParams = AssociationParams(),
     max_missed: int = 2,
     usable: list[np.ndarray] | None = None,
+    secondary: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """Track ids (0-based, per clip) for the instances of each frame. A track missed by the detector on up to
     ``max_missed`` frames in a row can still be continued, from its last box and appearance. With ``usable``
-    (per frame, which views are whole and unobstructed), only those views gate on and update a track's look."""
+    (per frame, which views are whole and unobstructed), only those views gate on and update a track's look.
+
+    ``secondary`` (per frame) marks low-score detections, ByteTrack's second association: they are offered,
+    on overlap alone, only to the tracks the confident detections left unmatched, never start a track, and
+    get id -1 when nothing claims them. A partly hidden person scores low, and the track they continue
+    says it is them and not a false detection."""
     next_id = 0
     ids: list[np.ndarray] = []
     active: dict[int, _Track] = {}
     for f, boxes in enumerate(per_frame_boxes):
         cur = -np.ones(len(boxes), np.int64)
+        low = np.zeros(len(boxes), bool) if secondary is None else np.asarray(secondary[f], bool)
         live = [t for t, tr in active.items() if f - tr.seen <= max_missed + 1]
-        if live and len(boxes):
+        high = np.flatnonzero(~low)
+        if live and len(high):
             emb_prev = [active[t].embedding for t in live]
             has_emb = per_frame_emb[f] is not None and all(e is not None for e in emb_prev)
             pairs = match(
                 np.stack([active[t].box for t in live]),
-                boxes,
+                boxes[high],
                 np.array([active[t].category for t in live], dtype=object),
-                per_frame_cats[f],
+                per_frame_cats[f][high],
                 np.stack(emb_prev) if has_emb else None,
-                per_frame_emb[f] if has_emb else None,
+                per_frame_emb[f][high] if has_emb else None,
                 params,
-                usable[f] if usable is not None else None,
+                usable[f][high] if usable is not None else None,
             )
             for p, n in pairs:
-                cur[n] = live[p]
-        for n in np.flatnonzero(cur < 0):
+                cur[high[n]] = live[p]
+        lows = np.flatnonzero(low)
+        left = [t for t in live if t not in set(cur.tolist())]
+        if left and len(lows):  # overlap only: a low score means the look is not to be trusted either
+            pairs = match(np.stack([active[t].box for t in left]), boxes[lows],
+                          np.array([active[t].category for t in left], dtype=object), per_frame_cats[f][lows],
+                          None, None, params, iou_only=True)
+            for p, n in pairs:
+                cur[lows[n]] = left[p]
+        for n in high[cur[high] < 0]:
             cur[n] = next_id
             next_id += 1
-        for n, t in enumerate(cur):
-            active[int(t)] = _updated(active.get(int(t)), boxes[n], per_frame_cats[f][n],
-                                      per_frame_emb[f][n] if per_frame_emb[f] is not None else None, f,
-                                      usable is None or bool(usable[f][n]), params)
+        for n in np.flatnonzero(cur >= 0):
+            t = int(cur[n])
+            active[t] = _updated(active.get(t), boxes[n], per_frame_cats[f][n],
+                                 per_frame_emb[f][n] if per_frame_emb[f] is not None else None, f,
+                                 (usable is None or bool(usable[f][n])) and not low[n], params)
         ids.append(cur)
     return ids
 

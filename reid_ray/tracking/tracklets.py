@@ -97,6 +97,39 @@ def _split_on_view_state(state: np.ndarray) -> list[np.ndarray]:
     return np.split(np.arange(len(state)), np.flatnonzero(np.diff(state.astype(np.int8))) + 1)
 
 
+def _views_among(
+    detections: list[Instances], keep: list[np.ndarray], frame_shape: tuple[int, int], border_px: float, max_overlap: float,
+    occluded_by: str,
+) -> list[np.ndarray]:
+    """``clean_views`` judged among the kept detections of each frame only; the others get False."""
+    out = []
+    for d, k in zip(detections, keep):
+        flags = np.zeros(len(d), bool)
+        idx = np.flatnonzero(k)
+        if len(idx):
+            flags[idx] = clean_views([d.select(idx)], frame_shape, border_px, max_overlap, occluded_by)[0]
+        out.append(flags)
+    return out
+
+
+def _link_segments(
+    detections: list[Instances], segments: list[tuple[int, int, int]], params: AssociationParams, max_missed: int,
+    embeddings: list[np.ndarray] | None, split_similarity: float | None, clean: list[np.ndarray],
+    secondary: list[np.ndarray] | None,
+) -> list[list[np.ndarray]]:
+    """Per segment, the track id of every detection of every frame (-1: an unclaimed low-score box)."""
+    out = []
+    for _, start, end in segments:
+        dets = detections[start:end]
+        embs = embeddings[start:end] if embeddings is not None else [None] * len(dets)
+        ids = link_frames([d.boxes for d in dets], [d.categories for d in dets], list(embs), params, max_missed,
+                          clean[start:end], secondary[start:end] if secondary is not None else None)
+        if embeddings is not None and split_similarity is not None:
+            ids = split_on_appearance(ids, list(embs), split_similarity, clean[start:end])
+        out.append(ids)
+    return out
+
+
 def build_tracklets(
     detections: list[Instances],
     shots: list[tuple[int, int]],
@@ -111,6 +144,7 @@ def build_tracklets(
     max_overlap: float = 0.0,
     split_at_occlusions: bool = False,
     occluded_by: str = "any",
+    secondary: list[np.ndarray] | None = None,
 ) -> list[Tracklet]:
     """Tracklets (ids 0..k-1, in order of first frame) from one video's per-frame detections.
 
@@ -122,19 +156,34 @@ def build_tracklets(
 
     ``occluded_by`` decides whose box hides a view for tracking (gating, the track's look, the cuts); a
     tracklet's ``clean`` flags stay strict (no other box over it at all): they choose the views its distances
-    compare, and the front person of a crossing still carries some of the back person's pixels."""
-    clean = clean_views(detections, frame_shape, border_px, max_overlap, occluded_by)
-    strict = clean if occluded_by == "any" else clean_views(detections, frame_shape, border_px, max_overlap, "any")
+    compare, and the front person of a crossing still carries some of the back person's pixels.
+
+    ``secondary`` (per frame): low-score detections that may only continue a track (see ``link_frames``);
+    those no track claims are left out of every tracklet and of every other view's occlusion test."""
+    segments = split_segments(shots, max_shot_frames)
+    if secondary is not None:
+        # Low-score boxes may only extend a track: views are judged among the confident ones while linking,
+        # then again among every box that ended up in a track (an unclaimed low box is no person).
+        confident = [~np.asarray(s, bool) for s in secondary]
+        linking_clean = _views_among(detections, confident, frame_shape, border_px, max_overlap, occluded_by)
+        seg_ids = _link_segments(detections, segments, params, max_missed, embeddings, split_similarity, linking_clean, secondary)
+        kept = [np.zeros(len(d), bool) for d in detections]
+        for (_, start, _), ids in zip(segments, seg_ids):
+            for f, tids in enumerate(ids):
+                kept[start + f] = tids >= 0
+        clean = _views_among(detections, kept, frame_shape, border_px, max_overlap, occluded_by)
+        strict = _views_among(detections, kept, frame_shape, border_px, max_overlap, "any")
+    else:
+        clean = clean_views(detections, frame_shape, border_px, max_overlap, occluded_by)
+        strict = clean if occluded_by == "any" else clean_views(detections, frame_shape, border_px, max_overlap, "any")
+        seg_ids = _link_segments(detections, segments, params, max_missed, embeddings, split_similarity, clean, None)
     pieces: list[tuple[int, np.ndarray, np.ndarray]] = []  # (shot_id, frames, det_index)
-    for shot_id, start, end in split_segments(shots, max_shot_frames):
-        dets = detections[start:end]
-        embs = embeddings[start:end] if embeddings is not None else [None] * len(dets)
-        ids = link_frames([d.boxes for d in dets], [d.categories for d in dets], list(embs), params, max_missed, clean[start:end])
-        if embeddings is not None and split_similarity is not None:
-            ids = split_on_appearance(ids, list(embs), split_similarity, clean[start:end])
+    for (shot_id, start, end), ids in zip(segments, seg_ids):
         by_track: dict[int, list[tuple[int, int]]] = {}
         for f, tids in enumerate(ids):
             for n, t in enumerate(tids):
+                if t < 0:  # a low-score box no track claimed
+                    continue
                 by_track.setdefault(int(t), []).append((start + f, n))
         for members in by_track.values():
             frames = np.array([m[0] for m in members], np.int64)
