@@ -6,7 +6,7 @@ ground truth given as MOTChallenge public detections, and prints IDF1 / MOTA / H
 the tuning seeds and of the held-out seeds apart. Each video also gets the IDF1 ceiling of its boxes (every
 identity right, the same boxes), which tells identity errors apart from detection misses.
 
-    python bench/quality_reid_synthetic.py [--config configs/reid_local.yaml] [--tune 1,3,4] [--heldout 2,5,6,7]
+    python bench/quality_reid_synthetic.py [--config configs/reid_local.yaml] [--tune 1,2,3,4,5,6,7] [--heldout 8,...,15]
         [--modes public,detector] [--set key=value ...]
 """
 from __future__ import annotations
@@ -31,8 +31,8 @@ def gt_to_public_detections(gt_txt: Path, dest: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(ROOT / "configs/reid_local.yaml"))
-    ap.add_argument("--tune", default="1,3,4", help="seeds the profile was tuned on")
-    ap.add_argument("--heldout", default="2,5,6,7", help="seeds never looked at while tuning")
+    ap.add_argument("--tune", default="1,2,3,4,5,6,7", help="seeds the profile was tuned on")
+    ap.add_argument("--heldout", default="8,9,10,11,12,13,14,15", help="seeds never looked at while tuning")
     ap.add_argument("--set", action="append", default=[], help="config override, as in the jobs")
     ap.add_argument("--modes", default="public,detector", help="public (ground-truth boxes), detector (the profile's)")
     ap.add_argument("--work", default=None, help="folder for videos and outputs (default: a new temp folder)")

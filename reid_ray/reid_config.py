@@ -59,6 +59,11 @@ class TrackingConfig(Strict):
         "those under segmenter.score_threshold only continue a track left unmatched (IoU alone), never start one. Partly "
         "hidden people score low. Not applied to public detections. null: off.",
     )
+    max_height_jump: float | None = Field(
+        None, gt=1, description="Cut a track where its box height changes by more than this factor from one detection to the "
+        "next: the detector's one box for two overlapping people moved from one onto the other. Not applied to public "
+        "detections (one box per person by the protocol; a visible-part box shrinks as its person is hidden). null: never.",
+    )
     interpolate_gaps: int = Field(
         0, ge=0, description="Fill gaps of up to this many frames in an identity's boxes (one shot) by linear "
         "interpolation, in identities.txt and the identity video; not with --detections, whose boxes are taken as given.",

@@ -148,3 +148,16 @@ def test_low_score_box_never_takes_a_track_a_confident_box_took():
     secondary = [f.scores < 0.35 for f in frames]
     tks = build_tracklets(frames, [(0, 7)], SHAPE, AssociationParams(), 2, 1, 100, secondary=secondary)
     assert len(tks) == 1 and len(tks[0]) == 7 and (tks[0].det_index == 0).all()
+
+
+def test_box_that_moves_onto_a_taller_person_is_cut_at_the_height_jump():
+    """One box for two overlapping people: the detector's box slides from A (height 70) onto B (height 95, nearer)
+    with no gap and no second box, so IoU tracking links them. ``max_height_jump`` cuts there; A's own small frame-to-
+    frame changes (3 %) are not cut."""
+    a = [[40 + 2 * f, 20, 70 + 2 * f, 90 + (f % 2) * 2] for f in range(8)]
+    b = [[56 + 2 * f, 10, 88 + 2 * f, 105] for f in range(8, 16)]
+    frames = [Instances.from_arrays([box], [0.9], ["person"]) for box in a + b]
+    args = ([(0, 16)], SHAPE, AssociationParams(), 2, 1, 100)
+    assert len(build_tracklets(frames, *args)) == 1
+    cut = build_tracklets(frames, *args, max_height_jump=1.15)
+    assert [(t.frames[0], t.frames[-1]) for t in cut] == [(0, 7), (8, 15)]

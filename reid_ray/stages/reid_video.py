@@ -194,6 +194,7 @@ class ReidVideoStage:
             tr.max_missed, tr.min_tracklet_frames, self.cfg.shots.max_shot_frames, tr.border_px,
             embeddings if tr.appearance_weight > 0 or tr.split_similarity is not None else None,
             tr.split_similarity, tr.max_overlap, tr.split_at_occlusions, tr.occluded_by, secondary,
+            tr.max_height_jump if given is None else None,
         )
         return shots, detections, embeddings, tracklets
 

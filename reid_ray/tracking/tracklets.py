@@ -75,6 +75,15 @@ def clean_views(
     return out
 
 
+def _split_on_height_jumps(boxes: np.ndarray, max_ratio: float) -> list[np.ndarray]:
+    """Index runs of one track, cut where the box height changes by more than ``max_ratio`` between consecutive
+    detections. A walking person's height barely changes from frame to frame; a jump means the detector's one box
+    moved onto someone else (two people behind one box, the nearer one taking over when the other is hidden)."""
+    h = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
+    jumps = np.flatnonzero(np.abs(np.diff(np.log(h))) > np.log(max_ratio)) + 1
+    return np.split(np.arange(len(boxes)), jumps)
+
+
 def _split_on_exits(frames: np.ndarray, boxes: np.ndarray, frame_shape: tuple[int, int], margin: float) -> list[np.ndarray]:
     """Index runs of one track, cut after every gap that follows a box at the frame edge (the object left)."""
     cuts = [
@@ -145,6 +154,7 @@ def build_tracklets(
     split_at_occlusions: bool = False,
     occluded_by: str = "any",
     secondary: list[np.ndarray] | None = None,
+    max_height_jump: float | None = None,
 ) -> list[Tracklet]:
     """Tracklets (ids 0..k-1, in order of first frame) from one video's per-frame detections.
 
@@ -192,13 +202,16 @@ def build_tracklets(
             for run in _split_on_exits(frames, boxes, frame_shape, border_px):
                 if len(run) < min_frames:  # too short to be trusted as a person at all
                     continue
-                if not split_at_occlusions:
-                    pieces.append((shot_id, frames[run], det_index[run]))
-                    continue
-                is_clear = np.array([clean[f][i] for f, i in zip(frames[run], det_index[run])], bool)
-                at_edge = np.array([touches_border(b, frame_shape, border_px) for b in boxes[run]], bool)
-                state = np.where(is_clear, CLEAR, np.where(at_edge, AT_EDGE, HIDDEN))
-                pieces.extend((shot_id, frames[run][sub], det_index[run][sub]) for sub in _split_on_view_state(state))
+                # A cut inside a trusted run keeps both sides, however short: they are boxes of real people.
+                subs = _split_on_height_jumps(boxes[run], max_height_jump) if max_height_jump is not None else [np.arange(len(run))]
+                for part in (run[sub] for sub in subs):
+                    if not split_at_occlusions:
+                        pieces.append((shot_id, frames[part], det_index[part]))
+                        continue
+                    is_clear = np.array([clean[f][i] for f, i in zip(frames[part], det_index[part])], bool)
+                    at_edge = np.array([touches_border(b, frame_shape, border_px) for b in boxes[part]], bool)
+                    state = np.where(is_clear, CLEAR, np.where(at_edge, AT_EDGE, HIDDEN))
+                    pieces.extend((shot_id, frames[part][sub], det_index[part][sub]) for sub in _split_on_view_state(state))
     pieces.sort(key=lambda p: (int(p[1][0]), int(p[2][0])))
     return [
         Tracklet(
