@@ -25,7 +25,9 @@ def _nearest(ids: pd.DataFrame, frame: int, x: float, y: float) -> pd.Series:
     return rows.loc[d.idxmin()]
 
 
-def test_person_who_leaves_and_comes_back_keeps_one_identity(tmp_path):
+def test_person_who_leaves_and_comes_back_keeps_one_identity(ray_local, tmp_path):
+    # ray_local: a clip with many tracklets takes the sharded (Ray tasks) distance path; without the fixture that
+    # would start a Ray of its own and leave it running for the tests after this one.
     cfg = load_config("configs/reid_local.yaml", [f"models_dir={require_shared('models').resolve()}",
                                                  "sources.default_license=CAVIAR-research"], ReidJobConfig)
     stage = ReidVideoStage(cfg.model_dump_json(), str(tmp_path))
