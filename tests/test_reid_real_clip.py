@@ -1,9 +1,13 @@
-"""The long-video stage on a real clip with a re-entry: CAVIAR OneLeaveShopReenter1 (no ground truth shipped).
+"""The long-video stage on the two CAVIAR re-entry clips (no ground truth shipped), against hand annotation.
 
-Hand annotation, from watching the clip: a person walks out of the shop towards the railing, is at box centre
+OneLeaveShopReenter1, from watching the clip: a person walks out of the shop towards the railing, is at box centre
 about (200, 141) on frame 240 (1-based), drops out of view below the railing for about 13 frames, and is back at
 about (199, 146) on frame 270. The tracker must end the track at the exit, so the one identity across the gap
 comes from re-identification (two tracklets, one identity).
+
+OneLeaveShopReenter2, from watching the clip: a person stands in the shop near the door at about (236, 100) on
+frame 200, walks out and along the corridor to the left edge, (87, 133) on frame 350, and walks back in, (239, 108)
+on frame 500. They pass mannequins and other shoppers at the door both ways: one identity on all three frames.
 """
 import pandas as pd
 import pyarrow.parquet as pq
@@ -14,6 +18,8 @@ from reid_ray.reid_config import ReidJobConfig
 from reid_ray.stages.reid_video import ReidVideoStage
 
 CLIP = "video/caviar/OneLeaveShopReenter1front.mpg"
+CLIP2 = "video/caviar/OneLeaveShopReenter2front.mpg"
+SHOP, CORRIDOR, BACK = (200, 236.0, 100.0), (350, 87.0, 133.0), (500, 239.0, 108.0)
 BEFORE = (240, 200.0, 141.0)  # 1-based frame, box centre x, y
 AFTER = (270, 199.0, 146.0)
 
@@ -25,19 +31,28 @@ def _nearest(ids: pd.DataFrame, frame: int, x: float, y: float) -> pd.Series:
     return rows.loc[d.idxmin()]
 
 
+def _run(clip: str, out) -> pd.DataFrame:
+    cfg = load_config("configs/reid_local.yaml", [f"models_dir={require_shared('models').resolve()}",
+                                                 "sources.default_license=CAVIAR-research"], ReidJobConfig)
+    stage = ReidVideoStage(cfg.model_dump_json(), str(out))
+    summary = stage.process({"video_id": "clip", "uri": str(require_shared(clip)), "license": "CAVIAR-research"})
+    assert summary["status"] == "ok", summary["message"]
+    return pd.read_csv(out / "clip" / "identities.txt", header=None, names=["frame", "id", "x", "y", "w", "h", "conf", "a", "b", "c"])
+
+
 def test_person_who_leaves_and_comes_back_keeps_one_identity(ray_local, tmp_path):
     # ray_local: a clip with many tracklets takes the sharded (Ray tasks) distance path; without the fixture that
     # would start a Ray of its own and leave it running for the tests after this one.
-    cfg = load_config("configs/reid_local.yaml", [f"models_dir={require_shared('models').resolve()}",
-                                                 "sources.default_license=CAVIAR-research"], ReidJobConfig)
-    stage = ReidVideoStage(cfg.model_dump_json(), str(tmp_path))
-    summary = stage.process({"video_id": "reenter1", "uri": str(require_shared(CLIP)), "license": "CAVIAR-research"})
-    assert summary["status"] == "ok", summary["message"]
-    ids = pd.read_csv(tmp_path / "reenter1" / "identities.txt", header=None,
-                      names=["frame", "id", "x", "y", "w", "h", "conf", "a", "b", "c"])
+    ids = _run(CLIP, tmp_path)
     before, after = _nearest(ids, *BEFORE), _nearest(ids, *AFTER)
     assert before.id == after.id
-    tracklets = pq.read_table(tmp_path / "reenter1" / "tracklets.parquet", columns=["frame", "tracklet_id", "identity"]).to_pandas()
+    tracklets = pq.read_table(tmp_path / "clip" / "tracklets.parquet", columns=["frame", "tracklet_id", "identity"]).to_pandas()
     t_before = tracklets[(tracklets.frame == BEFORE[0] - 1) & (tracklets.identity == before.id)].tracklet_id
     t_after = tracklets[(tracklets.frame == AFTER[0] - 1) & (tracklets.identity == after.id)].tracklet_id
     assert set(t_before).isdisjoint(t_after)  # joined by re-identification, not by the tracker
+
+
+def test_person_who_walks_out_and_back_into_the_shop_keeps_one_identity(ray_local, tmp_path):
+    ids = _run(CLIP2, tmp_path)
+    seen = [int(_nearest(ids, *where).id) for where in (SHOP, CORRIDOR, BACK)]
+    assert len(set(seen)) == 1, f"identities at frames 200, 350, 500: {seen}"
