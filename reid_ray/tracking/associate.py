@@ -110,7 +110,8 @@ def link_frames(
             for p, n in pairs:
                 cur[high[n]] = live[p]
         lows = np.flatnonzero(low)
-        left = [t for t in live if t not in set(cur.tolist())]
+        taken = set(cur.tolist())
+        left = [t for t in live if t not in taken]
         if left and len(lows):  # overlap only: a low score means the look is not to be trusted either
             pairs = match(np.stack([active[t].box for t in left]), boxes[lows],
                           np.array([active[t].category for t in left], dtype=object), per_frame_cats[f][lows],
