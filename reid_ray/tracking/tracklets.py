@@ -169,7 +169,9 @@ def build_tracklets(
     compare, and the front person of a crossing still carries some of the back person's pixels.
 
     ``secondary`` (per frame): low-score detections that may only continue a track (see ``link_frames``);
-    those no track claims are left out of every tracklet and of every other view's occlusion test."""
+    those no track claims are left out of every tracklet and of every other view's occlusion test.
+    ``max_height_jump``: a track is also cut where its box height changes by more than this factor between
+    consecutive detections (see ``_split_on_height_jumps``); both sides are kept, however short."""
     segments = split_segments(shots, max_shot_frames)
     if secondary is not None:
         # Low-score boxes may only extend a track: views are judged among the confident ones while linking,
