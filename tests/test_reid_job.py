@@ -138,6 +138,30 @@ def test_sharded_matrix_matches_local_on_real_tracklets(cpu_run):
     np.testing.assert_allclose(sharded_distance_matrix(embs, block=3), distance_matrix(embs), atol=1e-6)
 
 
+def test_trained_head_checkpoint_changes_identity_embeddings_not_tracklets(det_run, corpus, tmp_path):
+    """`embedder.head: <checkpoint>` in the long-video job (random weights: the plumbing, not quality). The head's
+    embeddings reach tracklets.parquet and the clustering; the tracklets are those of the mean-pooling run, since
+    frame-to-frame association compares the backbone's mean-pooled features whatever the head."""
+    import torch
+
+    from reid_ray.models.set_heads import build_head, save_head
+    from reid_ray.stages.reid_video import ReidVideoStage
+
+    vids, dets, _ = corpus
+    torch.manual_seed(0)
+    spec = {"kind": "transformer", "in_dim": 512, "out_dim": 32, "d_model": 32, "layers": 1, "heads": 2, "residual_mean": False}
+    ckpt = save_head(tmp_path / "head.pt", build_head(spec), spec)
+    stage = ReidVideoStage(_cfg(f"embedder.head={ckpt}", "distance.shard_above=1000000").model_dump_json(), str(tmp_path / "out"), str(dets))
+    summary = stage.process({"video_id": "short", "uri": str(vids / "short.mp4"), "license": "synthetic"})
+    assert summary["status"] == "ok", summary["message"]
+    cols = ["shot_id", "tracklet_id", "frame", "bbox"]
+    mean = pq.read_table(det_run[0] / "short" / "tracklets.parquet").to_pandas()
+    head = pq.read_table(tmp_path / "out" / "short" / "tracklets.parquet").to_pandas()
+    assert len(mean.embedding[0]) == 512 and len(head.embedding[0]) == 32
+    assert np.allclose(np.linalg.norm(np.stack(head.embedding.to_numpy()), axis=1), 1, atol=1e-4)
+    assert mean[cols].astype(str).equals(head[cols].astype(str))
+
+
 def test_walkthrough_notebook_runs_on_a_result(det_run, corpus):
     """The notebook a user opens first: executed here with nbclient on a real result."""
     import os

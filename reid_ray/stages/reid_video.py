@@ -4,6 +4,10 @@ shots (TransNetV2) -> per-frame person instances (segmenter, or a public-detecti
 shots -> per-frame patch embeddings -> tracklet distances (Chamfer-p) -> clustering that never joins
 tracklets sharing a frame -> identities, written under ``<out>/<video_id>/`` with ``report.json`` last.
 
+Frame-to-frame association always compares mean-pooled patch features: its similarity gate is calibrated on the
+backbone, and a trained head (``embedder.head``) is for telling people apart across tracklets, so swapping the head
+changes which tracklets join, never the tracklets themselves.
+
 A plain callable: Ray Data runs it as an actor pool; a test may call ``process`` directly.
 """
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pyarrow as pa
 
 from reid_ray.io import errors_path, write_json_atomic, write_table_atomic
 from reid_ray.models import registry
+from reid_ray.models.heads import MeanPoolHead
 from reid_ray.models.transnet import INPUT_HW, TransNetShotDetector
 from reid_ray.records import Instances, clip_boxes
 from reid_ray.reid_config import ReidJobConfig
@@ -81,6 +86,7 @@ class ReidVideoStage:
         self.segmenter = None if self.detections_dir else registry.build_segmenter(self._segmenter_config())
         self.embedder = registry.build_embedder(self.cfg)
         self.head = registry.build_head(self.cfg)
+        self.association_head = MeanPoolHead()
         self.shot_detector = TransNetShotDetector(threshold=self.cfg.shots.threshold)
 
     def _segmenter_config(self) -> ReidJobConfig:
@@ -178,7 +184,7 @@ class ReidVideoStage:
         """Shots, per-frame person instances with one embedding each, and the tracklets built from them."""
         timings = {} if timings is None else timings
         t = time.perf_counter()
-        small, detections, embeddings, shape = self.scan(local, given)
+        small, detections, embeddings, association, shape = self.scan(local, given)
         timings["scan_s"] = time.perf_counter() - t
         t = time.perf_counter()
         shots = self.shot_detector.shots_from_frames(small) if len(small) else []
@@ -192,15 +198,16 @@ class ReidVideoStage:
             AssociationParams(min_iou=tr.min_iou, min_similarity=tr.min_similarity, appearance_weight=tr.appearance_weight,
                               appearance_momentum=tr.appearance_momentum),
             tr.max_missed, tr.min_tracklet_frames, self.cfg.shots.max_shot_frames, tr.border_px,
-            embeddings if tr.appearance_weight > 0 or tr.split_similarity is not None else None,
+            association if tr.appearance_weight > 0 or tr.split_similarity is not None else None,
             tr.split_similarity, tr.max_overlap, tr.split_at_occlusions, tr.occluded_by, secondary,
             tr.max_height_jump if given is None else None,
         )
         return shots, detections, embeddings, tracklets
 
     def scan(self, path: str, given: list[Instances] | None):
-        """One decoding pass: TransNetV2 inputs, person instances and one embedding per instance per frame."""
-        small, detections, embeddings, shape = [], [], [], (0, 0)
+        """One decoding pass: TransNetV2 inputs, person instances, and per instance per frame one identity embedding
+        (the head's) and one association embedding (mean pooling; the same array when the head is mean pooling)."""
+        small, detections, embeddings, association, shape = [], [], [], [], (0, 0)
         for idx, frame in iter_frames(path):
             shape = frame.shape[:2]
             small.append(cv2.resize(frame, INPUT_HW[::-1], interpolation=cv2.INTER_AREA))
@@ -211,12 +218,14 @@ class ReidVideoStage:
                 inst = inst.select(np.flatnonzero((inst.boxes[:, 2] - inst.boxes[:, 0] >= 2) & (inst.boxes[:, 3] - inst.boxes[:, 1] >= 2)))
             detections.append(inst)
             if len(inst):
-                masked = inst.with_masks(shape, self.cfg.segmenter.box_mask)
-                embeddings.append(self.head.pool(self.embedder.patch_sets(frame, masked)))
+                sets = self.embedder.patch_sets(frame, inst.with_masks(shape, self.cfg.segmenter.box_mask))
+                embeddings.append(self.head.pool(sets))
+                association.append(embeddings[-1] if isinstance(self.head, MeanPoolHead) else self.association_head.pool(sets))
             else:
                 embeddings.append(np.zeros((0, self.embedder.dim), np.float32))
+                association.append(np.zeros((0, self.embedder.dim), np.float32))
         small_arr = np.stack(small) if small else np.zeros((0, *INPUT_HW, 3), np.uint8)
-        return small_arr, detections, embeddings, shape
+        return small_arr, detections, embeddings, association, shape
 
     def detect(self, frame: np.ndarray) -> Instances:
         h, w = frame.shape[:2]
