@@ -48,12 +48,14 @@ def main() -> int:
     ap.add_argument("--train-videos", type=int, default=8)
     ap.add_argument("--test-videos", type=int, default=4)
     ap.add_argument("--set", action="append", default=[], help="train.yaml override for every head")
+    ap.add_argument("--synthetic-mask", choices=("exact", "box", "core"), default=None,
+                    help="patches of synthetic views: inside the exact visible mask, or inside a mask made from the box "
+                         "(default: the profile's segmenter.box_mask, which is what the job feeds a box-only detector's head)")
     ap.add_argument("--reid-set", action="append", default=[],
                     help="reid_local.yaml override for mining and embedding, e.g. embedder.backend=efficientnet_lite0")
     args = ap.parse_args()
     os.environ.setdefault("REID_RAY_MODELS_DIR", str(SHARED / "models"))
     work = Path(args.work)
-    (work / "train").mkdir(parents=True, exist_ok=True)
 
     import ray
 
@@ -71,13 +73,16 @@ def main() -> int:
     reid_cfg = load_config(ROOT / "configs/reid_local.yaml", args.reid_set, ReidJobConfig)
     stage = ReidVideoStage(reid_cfg.model_dump_json(), str(work / "scratch"))
     embedder = stage.embedder
-    syn_train = work / "train" / "synthetic.parquet"
+    mask = args.synthetic_mask or reid_cfg.segmenter.box_mask
+    train_dir = work / f"train_{mask}"  # training reads the whole folder: one folder per kind of synthetic mask
+    train_dir.mkdir(parents=True, exist_ok=True)
+    syn_train = train_dir / "synthetic.parquet"
     if not syn_train.exists():
-        build_from_synthetic(syn_train, args.train_videos, 100, embedder, every_k=3, cut_every_s=10, n_frames=300)
-    syn_test = work / "synthetic_test.parquet"
+        build_from_synthetic(syn_train, args.train_videos, 100, embedder, every_k=3, mask=mask, cut_every_s=10, n_frames=300)
+    syn_test = work / f"synthetic_test_{mask}.parquet"
     if not syn_test.exists():
-        build_from_synthetic(syn_test, args.test_videos, 200, embedder, every_k=3, cut_every_s=10, n_frames=300)
-    mine(stage, REAL_TRAIN, work / "train" / "real_mined.parquet")
+        build_from_synthetic(syn_test, args.test_videos, 200, embedder, every_k=3, mask=mask, cut_every_s=10, n_frames=300)
+    mine(stage, REAL_TRAIN, train_dir / "real_mined.parquet")
     real_test = mine(stage, REAL_TEST, work / "real_test.parquet")
     print(f"data ready in {time.perf_counter() - t0:.0f} s", flush=True)
 
@@ -86,7 +91,7 @@ def main() -> int:
     for kind in KINDS:
         cfg = load_config(ROOT / "configs/train.yaml", [f"head.kind={kind}", f"head.in_dim={embedder.dim}", f"epochs={args.epochs}", *args.set], TrainConfig)
         t = time.perf_counter()
-        result = run_training(cfg, str(work / "train"), str(work / "runs"), name=f"{reid_cfg.embedder.backend}_{kind}")
+        result = run_training(cfg, str(train_dir), str(work / "runs"), name=f"{reid_cfg.embedder.backend}_{mask}_{kind}")
         ckpt = Path(result.checkpoint.path) / "head.pt"
         checkpoints[kind] = str(ckpt)
         history[kind] = {"train_s": round(time.perf_counter() - t, 1), **{k: result.metrics[k] for k in ("epoch", "loss", "samples_per_s")}}
@@ -96,7 +101,7 @@ def main() -> int:
     heads = {"backbone_mean_pool (untrained)": MeanPoolHead(), **{f"{k} (trained)": TrainedHead(p) for k, p in checkpoints.items()}}
     synthetic = evaluate_heads(read_samples(syn_test), heads)
     real = evaluate_heads(half_split(read_samples(real_test)), heads)
-    report = {"embedder": reid_cfg.embedder.backend, "epochs": args.epochs, "checkpoints": checkpoints, "training": history,
+    report = {"embedder": reid_cfg.embedder.backend, "epochs": args.epochs, "synthetic_mask": mask, "checkpoints": checkpoints, "training": history,
               "synthetic_heldout (labelled, seeds 200..)": synthetic, "real_heldout_half_tracklet_proxy": real,
               "real_test_clips": REAL_TEST, "real_train_clips": REAL_TRAIN}
     (work / "report.json").write_text(json.dumps(report, indent=1))

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from reid_ray.models.set_heads import AttentionPool, MeanPool, TrainedHead, TransformerHead, build_head, pad_sets, save_head
+from reid_ray.records import Instances
 from reid_ray.train.config import LossConfig, SamplerConfig, TrainConfig
 from reid_ray.train.data import (
     SampleTable, ingest_market1501, parse_market1501_name, read_samples, write_samples,
@@ -204,6 +205,36 @@ def test_build_from_synthetic_gt_tracklets(tmp_path):
     for v, tr, ident in zip(t.video_id, t.tracklet_id, t.identity):  # identity = video/GT id of the tracklet
         assert ident == f"{v}/{tr.split('_')[0][2:]}"
     assert all(f % 4 == 0 for f in t.frame)
+
+
+def test_synthetic_rows_take_patches_from_the_mask_the_job_will_use(tmp_path):
+    """A head for a box-only detector must be trained on box-made masks: the job never sees exact ones."""
+    from reid_ray.train.data import synthetic_tracklet_rows
+    from reid_ray.video.synthetic import generate_corpus
+
+    class MaskRecorder:  # a real PatchEmbedder would hide which pixels it was given; this one records them
+        dim = 2
+
+        def __init__(self):
+            self.seen = []
+
+        def patch_sets(self, frame, instances):
+            self.seen.append(instances)
+            return [np.zeros((1, 2), np.float32) for _ in range(len(instances))]
+
+    video = next(iter(generate_corpus(tmp_path, n_videos=1, seed=3, n_frames=12, width=320, height=180, n_people=3)))
+    by_mode = {}
+    for mode in ("exact", "core"):
+        rec = MaskRecorder()
+        rows = synthetic_tracklet_rows(video, rec, every_k=4, mask=mode)
+        assert len(rows) == sum(len(i) for i in rec.seen) > 0
+        by_mode[mode] = rec.seen
+    for exact, core in zip(by_mode["exact"], by_mode["core"], strict=True):
+        np.testing.assert_array_equal(exact.boxes, core.boxes)  # the same GT views, only the pixels differ
+        np.testing.assert_array_equal(core.masks, Instances(core.boxes, core.scores, core.categories).core_masks(core.masks.shape[1:]))
+    exact_masks = np.concatenate([i.masks for i in by_mode["exact"]])
+    rectangles = [m.sum() == (m.any(1).sum() * m.any(0).sum()) for m in exact_masks]
+    assert not all(rectangles)  # rendered people are not boxes: "exact" kept the GT masks
 
 
 def test_retrieval_metrics_by_hand():

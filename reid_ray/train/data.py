@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +28,9 @@ import pyarrow.parquet as pq
 
 from reid_ray.models.base import PatchEmbedder
 from reid_ray.records import Instances
+
+# Where a synthetic training view's patches come from: the exact visible mask, or a mask made from its box.
+MaskSource = Literal["exact", "box", "core"]
 
 SCHEMA = pa.schema([
     ("video_id", pa.string()), ("shot_id", pa.string()), ("tracklet_id", pa.string()), ("identity", pa.string()),
@@ -106,9 +110,12 @@ def read_samples(path: str | os.PathLike) -> SampleTable:
 
 
 def synthetic_tracklet_rows(video, embedder: PatchEmbedder, every_k: int = 3, min_visibility: float = 0.3,
-                            min_height_px: int = 24) -> list[dict]:
+                            min_height_px: int = 24, mask: MaskSource = "exact") -> list[dict]:
     """Rows of one ``SyntheticVideo``: GT tracklets (one identity's frames in one shot between exits), every k-th
-    frame, patch sets inside the GT visible masks. Slivers (low visibility, tiny boxes) are left out."""
+    frame, patch sets inside the GT visible masks (``mask='exact'``) or inside masks made from the GT visible boxes
+    the way a box-only backend makes them (``'box'``, ``'core'``: ``Instances.with_masks``). A head serves the
+    patches its job feeds it: train it on box masks for a job whose detector gives boxes. Slivers (low visibility,
+    tiny boxes) are left out."""
     import cv2
 
     gt = video.ground_truth
@@ -127,8 +134,9 @@ def synthetic_tracklet_rows(video, embedder: PatchEmbedder, every_k: int = 3, mi
                     and inst.boxes[i, 3] - inst.boxes[i, 1] >= min_height_px]
             if not keep:
                 continue
-            sub = Instances(inst.boxes[keep], inst.scores[keep], inst.categories[keep], masks=inst.masks[keep],
-                            track_ids=inst.track_ids[keep])
+            sub = Instances(inst.boxes[keep], inst.scores[keep], inst.categories[keep],
+                            masks=inst.masks[keep] if mask == "exact" else None, track_ids=inst.track_ids[keep])
+            sub = sub.with_masks(bgr.shape[:2], mask)  # no-op for exact masks
             sets = embedder.patch_sets(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), sub)
             shot = gt.shot_of(f)
             for pid, patches in zip(sub.track_ids.tolist(), sets):
@@ -141,9 +149,11 @@ def synthetic_tracklet_rows(video, embedder: PatchEmbedder, every_k: int = 3, mi
 
 
 def build_from_synthetic(out_path: str | os.PathLike, n_videos: int, seed: int, embedder: PatchEmbedder | None = None,
-                         every_k: int = 3, work_dir: str | os.PathLike | None = None, **spec_overrides) -> Path:
+                         every_k: int = 3, work_dir: str | os.PathLike | None = None, mask: MaskSource = "exact",
+                         **spec_overrides) -> Path:
     """Render ``n_videos`` synthetic videos (``generate_corpus``), embed GT tracklets, write one Parquet file.
-    ``spec_overrides`` go to ``SyntheticSpec`` (e.g. n_frames, cut_every_s, width, height)."""
+    ``mask`` as in ``synthetic_tracklet_rows``; ``spec_overrides`` go to ``SyntheticSpec`` (e.g. n_frames,
+    cut_every_s, width, height)."""
     from reid_ray.video.synthetic import generate_corpus
 
     if embedder is None:
@@ -153,7 +163,7 @@ def build_from_synthetic(out_path: str | os.PathLike, n_videos: int, seed: int, 
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         rows = []
         for video in generate_corpus(tmp, n_videos=n_videos, seed=seed, **spec_overrides):
-            rows += synthetic_tracklet_rows(video, embedder, every_k)
+            rows += synthetic_tracklet_rows(video, embedder, every_k, mask=mask)
     return write_samples(out_path, rows)
 
 
