@@ -3,14 +3,16 @@ workers, circle loss) on OSNet x0.25 patch sets (or another embedder: --reid-set
 videos never seen in training.
 
 Data (cached under --work, so a re-run only redoes what is missing):
-- synthetic, labelled: ground-truth tracklets of seeds 100.. (train) and 200.. (test);
+- synthetic, labelled: ground-truth tracklets of seeds 100.. (train) and 200.. (test), patches inside the profile's
+  box mask of each visible box, as the job cuts a box-only detector's people (``--synthetic-mask exact``: rendered masks);
 - real, unlabelled: tracklets the long-video job mines from the CAVIAR and Intel clips in ../shared/video,
   some clips for training and the others held out. Held-out real clips are scored with the half-tracklet
   proxy (``reid_ray.train.evaluate.half_split``), reported apart from the labelled figures.
 
 Prints the ablation table, writes ``report.json`` and ``patch_maps_*.png`` (attention and patch PCA).
 
-    python bench/ablation_heads.py [--work DIR] [--epochs 15] [--reid-set embedder.backend=efficientnet_lite0]
+    python bench/ablation_heads.py [--work DIR] [--epochs 15] [--set seed=1] [--synthetic-mask core]
+        [--reid-set embedder.backend=efficientnet_lite0]
 """
 from __future__ import annotations
 
