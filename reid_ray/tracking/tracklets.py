@@ -184,7 +184,7 @@ def build_tracklets(
             for f, tids in enumerate(ids):
                 kept[start + f] = tids >= 0
         clean = _views_among(detections, kept, frame_shape, border_px, max_overlap, occluded_by)
-        strict = _views_among(detections, kept, frame_shape, border_px, max_overlap, "any")
+        strict = clean if occluded_by == "any" else _views_among(detections, kept, frame_shape, border_px, max_overlap, "any")
     else:
         clean = clean_views(detections, frame_shape, border_px, max_overlap, occluded_by)
         strict = clean if occluded_by == "any" else clean_views(detections, frame_shape, border_px, max_overlap, "any")
