@@ -269,6 +269,35 @@ def test_half_split_makes_each_tracklet_query_its_other_half():
         assert a.endswith("/a") and b.endswith("/b") and max(fa) < min(fb)  # first half, then second
 
 
+def test_cooccurring_gallery_holds_only_certain_negatives():
+    """Video v0: A (frames 0-9) and B (5-14) are in view together; C (20-29) is A's person coming back; video v1:
+    D (0-9). Only the other half and the co-occurring tracklet are in a half's gallery, so a head that knows C is
+    A scores 1 there and loses on the all-tracklets gallery, which counts C as a negative."""
+    from reid_ray.models.heads import MeanPoolHead
+    from reid_ray.train.data import from_arrow, to_arrow
+    from reid_ray.train.evaluate import cooccurring_gallery, evaluate_heads, half_split
+    from reid_ray.train.sampler import TrackletIndex
+
+    look = {"A": [1.0, 0.0], "B": [0.0, 1.0], "C": [1.0, 0.0], "D": [0.5, 0.5]}  # C is A's person
+    spans = {"A": ("v0", range(0, 10)), "B": ("v0", range(5, 15)), "C": ("v0", range(20, 30)), "D": ("v1", range(0, 10))}
+    rows = [{"video_id": v, "shot_id": "s0", "tracklet_id": t, "identity": None, "frame": f,
+             "patches": np.array([look[t]], np.float32)} for t, (v, frames) in spans.items() for f in frames]
+    halves = half_split(from_arrow(to_arrow(rows)))
+    index = TrackletIndex.from_table(halves)
+    gallery = cooccurring_gallery(halves, index)
+    name = [f"{halves.identity[r[0]].split('/')[-1]}{str(halves.shot_id[r[0]])[-1]}" for r in index.rows]
+    held = {name[q]: sorted(name[j] for j in np.flatnonzero(gallery[q])) for q in range(len(name))}
+    assert held == {"Aa": ["Ab", "Ba", "Bb"], "Ab": ["Aa", "Ba", "Bb"], "Ba": ["Aa", "Ab", "Bb"], "Bb": ["Aa", "Ab", "Ba"],
+                    "Ca": ["Cb"], "Cb": ["Ca"], "Da": ["Db"], "Db": ["Da"]}
+    cooc = evaluate_heads(halves, {"mean": MeanPoolHead()}, gallery="cooccurring")["mean"]
+    every = evaluate_heads(halves, {"mean": MeanPoolHead()})["mean"]
+    # C and D have no co-occurring negative, so AP would be 1 whatever the head: they are not queries.
+    assert cooc["n_queries"] == 4 and cooc["mAP"] == 1.0 and cooc["mean_gallery"] == 3
+    assert every["n_queries"] == 8 and every["mAP"] < 1.0  # C's halves tie with A's other half
+    with pytest.raises(ValueError, match="half_split"):
+        cooccurring_gallery(from_arrow(to_arrow(rows)))
+
+
 def test_mined_tracklet_rows_follow_the_reid_jobs_tracklets(tmp_path):
     """Unlabelled training rows from a video through the long-video job's own tracking (real OSNet, YOLOX)."""
     from _paths import require_shared

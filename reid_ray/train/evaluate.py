@@ -3,7 +3,12 @@
 Protocol: every tracklet with a known identity is a query (the L2-normalised mean of its frame
 embeddings); the gallery is all tracklets from OTHER shots (same-shot items are excluded, as ReID
 protocols exclude same-camera ones), ranked by cosine similarity. Queries with no true match in their
-gallery are left out. AP per query is sklearn's ``average_precision_score`` (step-wise, no interpolation:
+gallery, or with nothing but true matches, are left out.
+
+Footage without labels (``half_split``) has two galleries, both proxies reported apart from labelled figures:
+``"other_shots"`` holds every other tracklet, so fragments of one person (a lost track, a re-entry, one actor
+in two clips) count as negatives, and a head that brings them together scores lower; ``"cooccurring"`` holds
+only negatives that are certain (people in view at the same time), and fewer of them. AP per query is sklearn's ``average_precision_score`` (step-wise, no interpolation:
 the same number as the Market-1501 evaluation code when there are no ties); the CMC hit ranks are written
 here (a few lines: rank of the first true match).
 
@@ -14,12 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 from sklearn.metrics import average_precision_score
 
 from reid_ray.models.base import Head
 from reid_ray.models.heads import MeanPoolHead, l2_normalise
+from reid_ray.tracking.clustering import temporal_overlap
 from reid_ray.train.data import SampleTable, read_samples
 from reid_ray.train.sampler import TrackletIndex
 
@@ -31,23 +38,31 @@ def tracklet_embeddings(table: SampleTable, head: Head, index: TrackletIndex | N
     return l2_normalise(np.stack([frames[r].mean(0) for r in index.rows]).astype(np.float32))
 
 
-def retrieval_metrics(emb: np.ndarray, identity: np.ndarray, shot: np.ndarray, ranks: tuple[int, ...] = (1, 5)) -> dict:
-    """mAP and CMC@ranks over tracklets; ``identity`` < 0 marks tracklets that are never queries."""
+Gallery = Literal["other_shots", "cooccurring"]
+
+
+def retrieval_metrics(emb: np.ndarray, identity: np.ndarray, shot: np.ndarray, ranks: tuple[int, ...] = (1, 5),
+                      gallery: np.ndarray | None = None) -> dict:
+    """mAP and CMC@ranks over tracklets; ``identity`` < 0 marks tracklets that are never queries. ``gallery``:
+    (T, T) bool, row q = the gallery of query q; default: the tracklets of other shots."""
     sims = emb @ emb.T
-    aps, first_hits = [], []
+    if gallery is None:
+        gallery = shot[:, None] != shot[None, :]
+    aps, first_hits, sizes = [], [], []
     for q in range(len(emb)):
         if identity[q] < 0:
             continue
-        gallery = shot != shot[q]
-        truth = identity[gallery] == identity[q]
-        if not truth.any():
+        truth = identity[gallery[q]] == identity[q]
+        if not truth.any() or truth.all():  # AP is 1 whatever the head when nothing can be ranked above a match
             continue
-        s = sims[q, gallery]
+        s = sims[q, gallery[q]]
+        sizes.append(len(s))
         aps.append(average_precision_score(truth, s))
         order = np.argsort(-s, kind="stable")
         first_hits.append(int(np.flatnonzero(truth[order])[0]))
     hits = np.asarray(first_hits)
-    out = {"mAP": float(np.mean(aps)) if aps else float("nan"), "n_queries": len(aps)}
+    out = {"mAP": float(np.mean(aps)) if aps else float("nan"), "n_queries": len(aps),
+           "mean_gallery": float(np.mean(sizes)) if sizes else 0.0}
     for k in ranks:
         out[f"rank{k}"] = float(np.mean(hits < k)) if len(hits) else float("nan")
     return out
@@ -56,8 +71,9 @@ def retrieval_metrics(emb: np.ndarray, identity: np.ndarray, shot: np.ndarray, r
 def half_split(table: SampleTable, min_frames: int = 4) -> SampleTable:
     """Proxy protocol for footage without labels: each tracklet of at least ``min_frames`` rows becomes two, its
     first and second half in time, each half its own "shot" with the tracklet as identity. A half queries for
-    the other; the gallery holds the other half and every other tracklet (of any shot). Figures from it are a
-    proxy (temporal neighbours look alike) and are reported apart from labelled ones."""
+    the other; the default gallery holds the other half and every other tracklet (of any shot), and
+    ``cooccurring_gallery`` only the certain negatives. Figures from it are a proxy (temporal neighbours look
+    alike) and are reported apart from labelled ones."""
     index = TrackletIndex.from_table(table)
     keep, shot, ident = [], table.shot_id.astype(object).copy(), np.full(len(table), None, object)
     for rows in index.rows:
@@ -75,13 +91,41 @@ def half_split(table: SampleTable, min_frames: int = 4) -> SampleTable:
                        [table.patches[i] for i in keep])
 
 
-def evaluate_heads(table: SampleTable, heads: Mapping[str, Head]) -> dict[str, dict]:
-    """Metrics of each head on the same tracklets (identity = the table's identity column)."""
+def cooccurring_gallery(halves: SampleTable, index: TrackletIndex | None = None) -> np.ndarray:
+    """(T, T) galleries of certain negatives for ``half_split`` output: a half's gallery is the other half of its
+    tracklet (the one true match) and both halves of every tracklet of the same video in view at the same time
+    (its rows' frame span overlaps), since two people in one frame are never one identity (the rule the
+    clustering keeps). Fragments of one person never overlap in time, so none is ever counted as a negative.
+    Spans come from the table's rows, a subset of each tracklet's frames: an overlap found is a true one."""
+    index = index or TrackletIndex.from_table(halves)
+    parent = np.array([halves.identity[r[0]] for r in index.rows], object)  # half_split: identity = whole tracklet
+    if any(p is None for p in parent):
+        raise ValueError("cooccurring_gallery needs half_split output (every row has its tracklet as identity)")
+    names, parent_ix = np.unique(parent.astype(str), return_inverse=True)
+    spans = np.zeros((len(names), 2), np.int64)
+    spans[:, 0], spans[:, 1] = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    video = np.zeros(len(names), np.int64)
+    for t, rows in enumerate(index.rows):
+        p = parent_ix[t]
+        spans[p, 0] = min(spans[p, 0], int(halves.frame[rows].min()))
+        spans[p, 1] = max(spans[p, 1], int(halves.frame[rows].max()) + 1)
+        video[p] = index.video[t]
+    together = temporal_overlap(spans) & (video[:, None] == video[None, :])
+    gallery = together[parent_ix][:, parent_ix] | (parent_ix[:, None] == parent_ix[None, :])
+    np.fill_diagonal(gallery, False)
+    return gallery
+
+
+def evaluate_heads(table: SampleTable, heads: Mapping[str, Head], gallery: Gallery = "other_shots") -> dict[str, dict]:
+    """Metrics of each head on the same tracklets (identity = the table's identity column); ``gallery`` as in the
+    module docstring ("cooccurring" takes ``half_split`` output)."""
     index = TrackletIndex.from_table(table)
     names = [table.identity[r[0]] for r in index.rows]
     known = {n: i for i, n in enumerate(sorted({n for n in names if n is not None}))}
     ident = np.array([known[n] if n is not None else -1 for n in names])
-    return {name: retrieval_metrics(tracklet_embeddings(table, h, index), ident, index.shot) for name, h in heads.items()}
+    rule = cooccurring_gallery(table, index) if gallery == "cooccurring" else None
+    return {name: retrieval_metrics(tracklet_embeddings(table, h, index), ident, index.shot, gallery=rule)
+            for name, h in heads.items()}
 
 
 def default_heads(checkpoint: str | None) -> dict[str, Head]:
@@ -107,8 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Tracklet retrieval mAP / Rank-k of set heads.")
     ap.add_argument("--data", required=True)
     ap.add_argument("--checkpoint", default=None, help="head.pt of a training checkpoint")
+    ap.add_argument("--half-split", action="store_true", help="unlabelled data: the half-tracklet proxy")
+    ap.add_argument("--gallery", choices=("other_shots", "cooccurring"), default="other_shots",
+                    help="cooccurring (with --half-split): only certain negatives, people in view at the same time")
     args = ap.parse_args(argv)
-    print(json.dumps(evaluate_heads(read_samples(args.data), default_heads(args.checkpoint)), indent=1))
+    if args.gallery == "cooccurring" and not args.half_split:
+        ap.error("--gallery cooccurring needs --half-split")
+    table = read_samples(args.data)
+    table = half_split(table) if args.half_split else table
+    print(json.dumps(evaluate_heads(table, default_heads(args.checkpoint), args.gallery), indent=1))
     return 0
 
 
