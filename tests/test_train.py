@@ -172,6 +172,82 @@ def test_sampler_pk_positives_hard_negatives_shards(tmp_path):
     assert not all(np.array_equal(a[0], b[0]) for a, b in zip(s1, s2))  # epochs differ
 
 
+def _mined_rows() -> list[dict]:
+    """Unlabelled tracklets: video v0, one shot: A (frames 0-9) and B (5-14) in view together, C (20-29) another
+    tracklet after A and B left (maybe A's person back); video v1: D (0-9). One patch per view."""
+    spans = {"A": ("v0", range(0, 10)), "B": ("v0", range(5, 15)), "C": ("v0", range(20, 30)), "D": ("v1", range(0, 10))}
+    rng = np.random.default_rng(0)
+    return [{"video_id": v, "shot_id": "s0", "tracklet_id": t, "identity": None, "frame": f,
+             "patches": rng.normal(size=(1, 3)).astype(np.float32)} for t, (v, frames) in spans.items() for f in frames]
+
+
+def test_unlabelled_tracklets_are_negatives_only_when_known_to_differ(tmp_path):
+    from reid_ray.train.data import from_arrow, to_arrow
+
+    rows = _mined_rows() + [dict(r, video_id="syn", identity=f"syn/{r['tracklet_id'] in 'AB'}") for r in _mined_rows()[:30]]
+    index = TrackletIndex.from_table(from_arrow(to_arrow(rows)))
+    name = {k[0] + "/" + k[2]: t for t, k in enumerate(index.keys)}
+    A, B, C, D = name["v0/A"], name["v0/B"], name["v0/C"], name["v1/D"]
+    sA, sB, sC = name["syn/A"], name["syn/B"], name["syn/C"]  # labelled: A and B one person, C another: labels decide
+    everyone = np.array([A, B, C, D, sA, sB, sC])
+
+    def negatives(mode):
+        m = index.may_be_negatives(everyone, everyone, mode)
+        assert np.array_equal(m, m.T) and not m.diagonal().any()
+        return {(int(a), int(b)) for a, b in zip(*np.nonzero(m)) if a < b}
+
+    pair = lambda x, y: (int(np.flatnonzero(everyone == x)[0]), int(np.flatnonzero(everyone == y)[0]))  # noqa: E731
+    syn = {pair(sA, sC), pair(sB, sC)}  # known identities: differ -> negatives, in every mode (sA-sB: one person)
+    cross = {pair(x, y) for x in (A, B, C) for y in (D, sA, sB, sC)} | {pair(D, y) for y in (sA, sB, sC)}
+    assert negatives("cooccurring") == {pair(A, B)} | syn  # C never in view with A or B: maybe one of them
+    assert negatives("cooccurring_or_other_video") == {pair(A, B)} | syn | cross
+    assert negatives("any") == {pair(A, B), pair(A, C), pair(B, C)} | syn | cross
+
+
+def test_certain_pairs_loss_ignores_pairs_that_may_be_one_person():
+    """C's views moved onto A's change the loss when every other tracklet is a negative, and change nothing when
+    only the tracklets in view together are (A and C never are); B, in view with A, still counts."""
+    from reid_ray.train.data import from_arrow, to_arrow
+    from reid_ray.train.losses import certain_pair_indices, certain_pairs_loss
+
+    index = TrackletIndex.from_table(from_arrow(to_arrow(_mined_rows())))
+    rows = np.concatenate([index.rows[t][:2] for t in range(4)])  # two views each of A, B, C, D
+    tracklets, labels = index.row_tracklet[rows], torch.as_tensor(index.label[index.row_tracklet[rows]])
+    a1, p, a2, n = certain_pair_indices(labels, tracklets, lambda a, b: index.may_be_negatives(a, b, "cooccurring"))
+    assert len(a1) == 8 and all(labels[a1] == labels[p])  # 4 tracklets x 2 ordered view pairs
+    assert {(int(tracklets[i]), int(tracklets[j])) for i, j in zip(a2, n)} == {(0, 1), (1, 0)}  # A-B only
+
+    looks = torch.nn.functional.normalize(torch.randn(4, 3, generator=torch.Generator().manual_seed(0)), dim=1)
+    emb = looks.repeat_interleave(2, dim=0)  # both views of a tracklet alike: positives cost nothing
+    moved = emb.clone()
+    moved[4:6] = emb[0:2]  # C looks exactly like A
+    loss_fn = make_circle_loss(LossConfig(m=0.25, gamma=32))
+    for mode, changes in (("cooccurring", False), ("any", True)):
+        rule = lambda a, b, mode=mode: index.may_be_negatives(a, b, mode)  # noqa: E731
+        before, after = (certain_pairs_loss(loss_fn, e, labels, tracklets, rule).item() for e in (emb, moved))
+        assert (abs(after - before) > 1e-3) == changes, (mode, before, after)
+    # B is a certain negative: moving B onto A raises the loss even with "cooccurring"
+    onto_b = emb.clone()
+    onto_b[2:4] = emb[0:2]
+    rule = lambda a, b: index.may_be_negatives(a, b, "cooccurring")  # noqa: E731
+    assert certain_pairs_loss(loss_fn, onto_b, labels, tracklets, rule) > certain_pairs_loss(loss_fn, emb, labels, tracklets, rule)
+
+
+def test_sampler_takes_hard_negatives_among_people_in_view_together():
+    from reid_ray.train.data import from_arrow, to_arrow
+
+    rows = []
+    for t in range(6):  # one shot: t0-t2 in view together (frames 0-9), t3-t5 later and together (frames 50-59)
+        rows += [{"video_id": "v0", "shot_id": "s0", "tracklet_id": f"t{t}", "identity": None, "frame": 50 * (t >= 3) + f,
+                  "patches": np.ones((1, 3), np.float32)} for f in range(10)]
+    index = TrackletIndex.from_table(from_arrow(to_arrow(rows)))
+    cfg = SamplerConfig(P=2, K=2, same_shot_fraction=1.0, unlabelled_negatives="cooccurring")
+    for seed in range(5):
+        for r, _ in PKSampler(index, cfg, seed):
+            a, b = index.row_tracklet[r[0]], index.row_tracklet[r[2]]
+            assert (a >= 3) == (b >= 3), "the second tracklet must be in view with the anchor"
+
+
 def test_market1501_names_and_ingest(tmp_path):
     assert parse_market1501_name("0001_c1s1_000151_01.jpg") == (1, 1, 1, 151)
     assert parse_market1501_name("-1_c3s2_012345_02.jpg") == (-1, 3, 2, 12345)

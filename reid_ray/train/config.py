@@ -64,6 +64,10 @@ class LossConfig(Strict):
         return v
 
 
+# Which other tracklets a tracklet without identity (mined from footage) may be pushed away from in the loss.
+UnlabelledNegatives = Literal["any", "cooccurring_or_other_video", "cooccurring"]
+
+
 class SamplerConfig(Strict):
     P: int = Field(16, ge=2, description="Tracklets per batch (per worker).")
     K: int = Field(4, ge=2, description="Views (frames) per tracklet.")
@@ -74,6 +78,12 @@ class SamplerConfig(Strict):
         1.0, ge=0, le=1, description="Share of the remaining tracklets drawn from other videos (easy negatives); rest: anywhere."
     )
     batches_per_epoch: int | None = Field(None, ge=1, description="None: each worker's tracklets // P.")
+    unlabelled_negatives: UnlabelledNegatives = Field(
+        "cooccurring_or_other_video",
+        description="Negatives of a mined tracklet: 'cooccurring' = only people in view with it (certain); "
+        "'cooccurring_or_other_video' = also every other video's (wrong where people recur across videos); "
+        "'any' = every other tracklet, including the same person lost and found again in the shot.",
+    )
 
 
 class OptimizerConfig(Strict):

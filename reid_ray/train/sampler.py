@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reid_ray.train.config import SamplerConfig
+from reid_ray.tracking.clustering import temporal_overlap
+from reid_ray.train.config import SamplerConfig, UnlabelledNegatives
 from reid_ray.train.data import SampleTable
 
 
@@ -35,6 +36,9 @@ class TrackletIndex:
     video: np.ndarray  # (T,) video index
     label: np.ndarray  # (T,) identity index; tracklets without identity get their own
     keys: list[tuple[str, str, str]] = field(default_factory=list)
+    known: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (T,) identity known (labelled)
+    span: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # (T, 2) [first, last + 1) frame of its rows
+    row_tracklet: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (rows,) tracklet of each table row
 
     @classmethod
     def from_table(cls, table: SampleTable) -> TrackletIndex:
@@ -53,11 +57,32 @@ class TrackletIndex:
         lab = {x: i for i, x in enumerate(names)}
         label = [lab[x] if x is not None else len(names) + t for t, x in enumerate(idents)]
         shot_ix, video_ix = {k: i for i, k in enumerate(shots)}, {k: i for i, k in enumerate(videos)}
+        frame = np.asarray(table.frame, np.int64)
+        span = np.array([[frame[r].min(), frame[r].max() + 1] for r in rows], np.int64).reshape(-1, 2)
         return cls(rows, np.array([shot_ix[k[:2]] for k in uniq]), np.array([video_ix[k[0]] for k in uniq]),
-                   np.array(label, np.int64), uniq)
+                   np.array(label, np.int64), uniq, np.array([x is not None for x in idents], bool), span, t_of_row)
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def may_be_negatives(self, a: np.ndarray, b: np.ndarray, unlabelled: UnlabelledNegatives = "any") -> np.ndarray:
+        """(len a, len b) bool: tracklet pairs the loss may push apart. Two known identities: whenever they differ.
+        A tracklet without identity (mined) is only known to differ from the tracklets in view at the same time
+        (same video, overlapping frame spans), the rule the clustering keeps; a person who is lost and found
+        again, or comes back, is another tracklet and would be a false negative. ``unlabelled``: "any" (every
+        other tracklet), "cooccurring_or_other_video" (also every tracklet of another video: the easy
+        negatives, wrong where people recur across videos), "cooccurring" (only those in view together)."""
+        a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+        differ = self.label[a][:, None] != self.label[b][None, :]
+        if unlabelled == "any":
+            return differ
+        same_video = self.video[a][:, None] == self.video[b][None, :]
+        spans = np.concatenate([self.span[a], self.span[b]])
+        together = temporal_overlap(spans)[: len(a), len(a):] & same_video
+        certain = (self.known[a][:, None] & self.known[b][None, :]) | together
+        if unlabelled == "cooccurring_or_other_video":
+            certain |= ~same_video
+        return differ & certain
 
 
 def shard_shots(index: TrackletIndex, world_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -115,8 +140,11 @@ class PKSampler:
                 head += 1
             anchor = int(queue[head]) if head < len(queue) else int(rng.choice(mine))
             chosen = [anchor]
+            shot_mates = by_shot[int(ix.shot[anchor])]
+            # hard negatives: people of the anchor's shot it is known to differ from (in view with it, if unlabelled)
+            shot_mates = shot_mates[ix.may_be_negatives([anchor], shot_mates, self.cfg.unlabelled_negatives)[0]]
             pools = [  # (candidates, how many to take from them)
-                (by_shot[int(ix.shot[anchor])], n_same - 1),
+                (shot_mates, n_same - 1),
                 (mine[ix.video[mine] != ix.video[anchor]], int(round((P - n_same) * self.cfg.other_video_fraction))),
                 (mine, P),
             ]

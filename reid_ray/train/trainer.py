@@ -45,7 +45,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     from reid_ray.models.set_heads import build_head, pad_sets, save_head
     from reid_ray.train.data import read_samples
-    from reid_ray.train.losses import NonFiniteGuard, make_circle_loss
+    from reid_ray.train.losses import NonFiniteGuard, certain_pairs_loss, make_circle_loss
     from reid_ray.train.sampler import PKSampler, TrackletIndex
 
     cfg = TrainConfig.model_validate(loop_config["train"])
@@ -54,7 +54,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     table = read_samples(loop_config["data"])
     if table.dim != cfg.head.in_dim:
         raise ValueError(f"data patches have dim {table.dim}, head.in_dim is {cfg.head.in_dim}")
-    sampler = PKSampler(TrackletIndex.from_table(table), cfg.sampler, cfg.seed, rank, world)
+    index = TrackletIndex.from_table(table)
+    sampler = PKSampler(index, cfg.sampler, cfg.seed, rank, world)
+    mode = cfg.sampler.unlabelled_negatives
+    may_be_negative = None if mode == "any" else (lambda a, b: index.may_be_negatives(a, b, mode))
 
     torch.manual_seed(cfg.seed)  # same init everywhere (DDP also broadcasts rank 0's weights)
     spec = cfg.head.spec()
@@ -86,7 +89,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         for rows, labels in sampler:
             x, valid = pad_sets([table.patches[r] for r in rows], cfg.head.in_dim)
             emb = model(x.to(device), valid.to(device))
-            loss = loss_fn(emb, torch.as_tensor(labels, device=device))
+            loss = certain_pairs_loss(loss_fn, emb, torch.as_tensor(labels, device=device), index.row_tracklet[rows],
+                                      may_be_negative)
             n_samples += len(rows)
             if not guard.ok(loss):
                 continue
