@@ -233,6 +233,49 @@ def test_certain_pairs_loss_ignores_pairs_that_may_be_one_person():
     assert certain_pairs_loss(loss_fn, onto_b, labels, tracklets, rule) > certain_pairs_loss(loss_fn, emb, labels, tracklets, rule)
 
 
+def _certain_pairs_rank(rank: int, world: int, port: int, emb, labels, tracklets, rows_of, out) -> None:
+    import torch.distributed as dist
+
+    from reid_ray.train.data import from_arrow, to_arrow
+    from reid_ray.train.losses import certain_pairs_loss
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        index = TrackletIndex.from_table(from_arrow(to_arrow(_mined_rows())))
+        mine = rows_of[rank]
+        loss = certain_pairs_loss(make_circle_loss(LossConfig(m=0.25, gamma=32)), emb[mine], labels[mine], tracklets[mine],
+                                  lambda a, b: index.may_be_negatives(a, b, "cooccurring"))
+        out[rank] = loss.item() / world  # the wrapper multiplies by world size for DDP's gradient mean
+    finally:
+        dist.destroy_process_group()
+
+
+def test_certain_pairs_loss_under_two_gloo_workers_equals_one_process():
+    """Pair indices address the gathered batch in PML's order (this rank first): each worker's loss equals the
+    one-process loss over the whole batch. Rank 0 holds A and B, the one negative pair, rank 1 C and D: with
+    the gathered rows in another order the indices would pair C with D and the losses would differ."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from reid_ray.train.data import from_arrow, to_arrow
+    from reid_ray.train.losses import certain_pairs_loss
+
+    index = TrackletIndex.from_table(from_arrow(to_arrow(_mined_rows())))
+    rows = np.concatenate([index.rows[t][:2] for t in range(4)])  # A A B B C C D D
+    tracklets, labels = index.row_tracklet[rows], torch.as_tensor(index.label[index.row_tracklet[rows]])
+    emb = torch.nn.functional.normalize(torch.randn(8, 3, generator=torch.Generator().manual_seed(1)), dim=1)
+    rule = lambda a, b: index.may_be_negatives(a, b, "cooccurring")  # noqa: E731
+    whole = certain_pairs_loss(make_circle_loss(LossConfig(m=0.25, gamma=32)), emb, labels, tracklets, rule).item()
+    rows_of = [np.array([0, 1, 2, 3]), np.array([4, 5, 6, 7])]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = mp.Manager().dict()
+    mp.spawn(_certain_pairs_rank, args=(2, port, emb, labels, tracklets, rows_of, out), nprocs=2, join=True)
+    assert out[0] == pytest.approx(whole, rel=1e-5) and out[1] == pytest.approx(whole, rel=1e-5)
+
+
 def test_sampler_takes_hard_negatives_among_people_in_view_together():
     from reid_ray.train.data import from_arrow, to_arrow
 
