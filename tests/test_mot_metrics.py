@@ -15,6 +15,8 @@ from reid_ray.metrics.__main__ import main
 from reid_ray.metrics.mot import (
     MOT_COLUMNS,
     MotFormatError,
+    majority_identities,
+    majority_identity_idf1,
     mot_metrics,
     pairwise_tracklet_scores,
     read_mot,
@@ -171,6 +173,24 @@ def test_synthetic_ground_truth_reads_as_its_own_boxes(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ tracklet pairs
+
+
+def test_majority_identities_follow_box_matches_and_never_give_one_identity_twice_in_a_frame():
+    """Truth: person 1 at x=10, person 2 at x=200, frames 1-10. Tracklets: 11 (person 1, frames 1-6) and 12 (person 1,
+    7-10), fragments of one person; 13 (person 2, 1-7); 14 (frames 5-10): a box on nobody in 5-7, then person 2 in
+    8-10. 14's best identity is 2, but 13 holds it in frames 5-7, so 14 keeps its own. 15, one box on person 2
+    beside 13's, loses the one-to-one match to 13 and gets no vote."""
+    gt = _frame(_two_people())
+    pred = [[f, 11, 10, 10, 20, 40] for f in range(1, 7)] + [[f, 12, 10, 10, 20, 40] for f in range(7, 11)]
+    pred += [[f, 13, 200, 10, 20, 40] for f in range(1, 8)]
+    pred += [[f, 14, 400, 10, 20, 40] for f in range(5, 8)] + [[f, 14, 200, 10, 20, 40] for f in range(8, 11)]
+    pred += [[1, 15, 206, 10, 20, 40]]  # IoU 0.54 with person 2, but 13's box matches exactly
+    mapping = majority_identities(gt, _frame(pred))
+    assert mapping[11] == mapping[12] == 1 and mapping[13] == 2
+    assert mapping[14] < 0 and mapping[15] < 0 and mapping[14] != mapping[15]
+    relabelled = _frame([[f, mapping[i], *box] for f, i, *box in pred])
+    assert majority_identity_idf1(gt, _frame(pred)) == pytest.approx(mot_metrics(gt, relabelled)["IDF1"])
+    assert majority_identity_idf1(gt, _frame(pred)) > mot_metrics(gt, _frame(pred))["IDF1"]  # fragments joined
 
 
 def test_pairwise_tracklet_scores():
