@@ -3,16 +3,16 @@
 Protocol: every tracklet with a known identity is a query (the L2-normalised mean of its frame
 embeddings); the gallery is all tracklets from OTHER shots (same-shot items are excluded, as ReID
 protocols exclude same-camera ones), ranked by cosine similarity. Queries with no true match in their
-gallery, or with nothing but true matches, are left out.
+gallery, or with nothing but true matches, are left out. AP per query is sklearn's ``average_precision_score``
+(step-wise, no interpolation: the same number as the Market-1501 evaluation code when there are no ties); the
+CMC hit ranks are written here (a few lines: rank of the first true match).
 
 Footage without labels (``half_split``) has two galleries, both proxies reported apart from labelled figures:
 ``"other_shots"`` holds every other tracklet, so fragments of one person (a lost track, a re-entry, one actor
 in two clips) count as negatives, and a head that brings them together scores lower; ``"cooccurring"`` holds
-only negatives that are certain (people in view at the same time), and fewer of them. AP per query is sklearn's ``average_precision_score`` (step-wise, no interpolation:
-the same number as the Market-1501 evaluation code when there are no ties); the CMC hit ranks are written
-here (a few lines: rank of the first true match).
+only negatives that are certain (people in view at the same time), and fewer of them.
 
-    python -m reid_ray.train.evaluate --data samples.parquet --checkpoint head.pt
+    python -m reid_ray.train.evaluate --data samples.parquet --checkpoint head.pt [--half-split [--gallery cooccurring]]
 """
 from __future__ import annotations
 
@@ -102,14 +102,11 @@ def cooccurring_gallery(halves: SampleTable, index: TrackletIndex | None = None)
     if any(p is None for p in parent):
         raise ValueError("cooccurring_gallery needs half_split output (every row has its tracklet as identity)")
     names, parent_ix = np.unique(parent.astype(str), return_inverse=True)
-    spans = np.zeros((len(names), 2), np.int64)
-    spans[:, 0], spans[:, 1] = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    spans = np.stack([np.full(len(names), np.iinfo(np.int64).max), np.full(len(names), np.iinfo(np.int64).min)], 1)
+    np.minimum.at(spans[:, 0], parent_ix, index.span[:, 0])  # a tracklet spans both of its halves
+    np.maximum.at(spans[:, 1], parent_ix, index.span[:, 1])
     video = np.zeros(len(names), np.int64)
-    for t, rows in enumerate(index.rows):
-        p = parent_ix[t]
-        spans[p, 0] = min(spans[p, 0], int(halves.frame[rows].min()))
-        spans[p, 1] = max(spans[p, 1], int(halves.frame[rows].max()) + 1)
-        video[p] = index.video[t]
+    video[parent_ix] = index.video
     together = temporal_overlap(spans) & (video[:, None] == video[None, :])
     gallery = together[parent_ix][:, parent_ix] | (parent_ix[:, None] == parent_ix[None, :])
     np.fill_diagonal(gallery, False)
