@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from sklearn.metrics import average_precision_score
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True)
     ap.add_argument("--checkpoint", default=None, help="head.pt of a training checkpoint")
     ap.add_argument("--half-split", action="store_true", help="unlabelled data: the half-tracklet proxy")
-    ap.add_argument("--gallery", choices=("other_shots", "cooccurring"), default="other_shots",
+    ap.add_argument("--gallery", choices=get_args(Gallery), default="other_shots",
                     help="cooccurring (with --half-split): only certain negatives, people in view at the same time")
     args = ap.parse_args(argv)
     if args.gallery == "cooccurring" and not args.half_split:
