@@ -5,7 +5,9 @@
 Data: random patch sets around per-identity prototypes (dim 120, 2-64 patches like EfficientNet masks),
 so the figure is the trainer's (padding, transformer, gathered circle loss, DDP all-reduce), not the
 backbone's. Head: configs/train.yaml's (transformer, d_model 128, 2 layers), P=16, K=4. The last epoch's
-figure is printed (the first includes process start-up and warm-up).
+figure is printed (the first includes process start-up and warm-up). With 2 workers it also runs
+``sampler.unlabelled_negatives=any`` (PML's own all-pairs path, no pair indices built) and prints the ratio, the cost
+of the profile's pair rule in the same run.
 """
 from __future__ import annotations
 
@@ -50,13 +52,17 @@ def main() -> int:
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
         data = write_samples(Path(tmp) / "toy.parquet", toy_rows())
-        for workers in (1, 2):
-            cfg = load_config(root / "configs" / "train.yaml", [f"epochs={args.epochs}", f"sampler.batches_per_epoch={args.batches}",
-                              f"scaling.num_workers={workers}"], TrainConfig)
-            res = run_training(cfg, str(data), str(Path(tmp) / "runs"), name=f"bench_{workers}")
+        rates = {}
+        for workers, rule in ((1, None), (2, None), (2, "any")):
+            sets = [f"epochs={args.epochs}", f"sampler.batches_per_epoch={args.batches}", f"scaling.num_workers={workers}"]
+            cfg = load_config(root / "configs" / "train.yaml", sets + ([f"sampler.unlabelled_negatives={rule}"] if rule else []), TrainConfig)
+            res = run_training(cfg, str(data), str(Path(tmp) / "runs"), name=f"bench_{workers}_{rule or 'profile'}")
             m = res.metrics
-            print(f"workers={workers}: {m['samples_per_s']:.0f} samples/s (epoch {m['epoch']}: {m['steps']} steps x "
-                  f"{cfg.sampler.P * cfg.sampler.K} per worker in {m['epoch_s']:.1f} s, loss {m['loss']:.3f})", flush=True)
+            rates[workers, rule] = m["samples_per_s"]
+            print(f"workers={workers} pairs={cfg.sampler.unlabelled_negatives}: {m['samples_per_s']:.0f} samples/s (epoch {m['epoch']}: "
+                  f"{m['steps']} steps x {cfg.sampler.P * cfg.sampler.K} per worker in {m['epoch_s']:.1f} s, loss {m['loss']:.3f})", flush=True)
+        print(f"2 workers / 1 worker: {rates[2, None] / rates[1, None]:.2f}x; profile's pair rule / all pairs (2 workers): "
+              f"{rates[2, None] / rates[2, 'any']:.2f}x")
     ray.shutdown()
     return 0
 
