@@ -102,7 +102,9 @@ class QualityConfig(Strict):
     )
 
 
-class EmbedderConfig(Strict):
+class EmbedderChoice(Strict):
+    """One patch embedder and the head that pools its patches."""
+
     backend: Literal["efficientnet_lite0", "osnet_x0_25", "dino"] = "efficientnet_lite0"
     model: str | None = Field(
         None, description="Hub id or local directory (dino); weights file (osnet_x0_25; None: osnet_x0_25_msmt17.pth in models_dir)."
@@ -111,17 +113,73 @@ class EmbedderConfig(Strict):
     crop_height: int = Field(256, ge=32)
     crop_width: int = Field(128, ge=32)
     device: str = "cpu"
+    split_similarity: float | None = Field(
+        None, ge=-1, le=1, description="Pair job: a track splits where consecutive views are less similar in this "
+        "embedder's space; None: proposal.split_similarity.",
+    )
+
+
+class EmbedderConfig(EmbedderChoice):
+    by_category: dict[str, EmbedderChoice] = Field(
+        default_factory=dict,
+        description="Category -> its own embedder (people: a person ReID network); other categories use the one above.",
+    )
+
+    def for_category(self, category: str) -> EmbedderChoice:
+        return self.by_category.get(category) or EmbedderChoice(**self.model_dump(exclude={"by_category"}))
+
+
+DistanceMethod = Literal["chamfer", "percentile"]
+
+
+class TrackletDistanceConfig(Strict):
+    """How tracklets are compared; a job passes `**cfg.model_dump()` to the functions here."""
+
+    method: DistanceMethod = Field("chamfer", description="'chamfer' (Chamfer-p) or 'percentile' (q-th percentile of D).")
+    p: float = Field(10.0, gt=0, description="Power of the Chamfer mean: 1 classic Chamfer, larger weights worst frames.")
+    q: float = Field(10.0, ge=0, le=100, description="Percentile of the frame distances (method 'percentile').")
+
+
+class CalibrationConfig(Strict):
+    """Routing by P(same | track distance), fitted per category on each run's own certain pairs."""
+
+    target_error: float = Field(
+        0.01, gt=0, lt=1, description="Highest estimated share of wrong labels in each auto band (accept, reject)."
+    )
+    min_positives: int = Field(20, ge=2, description="Certain same-individual pairs a category needs to be fitted.")
+    min_negatives: int = Field(20, ge=2, description="Certain different-individual pairs a category needs to be fitted.")
+    duplicate_containment: float = Field(
+        0.6, ge=0, le=1, description="Two boxes on one frame whose overlap covers this share of the smaller one may be "
+        "one individual: such tracks are not certain negatives.",
+    )
+
+
+class StaticClutterConfig(Strict):
+    """A 'person' that does not move within either clip nor across the gap, at a low detector score, is more often
+    a fixed object than a person: its matches go to humans, never to auto 'identical'."""
+
+    enabled: bool = True
+    min_iou_across_gap: float = Field(0.8, ge=0, le=1, description="Box overlap of the two sides' views.")
+    max_motion: float = Field(0.1, ge=0, description="Largest centre shift within a track, in box heights.")
+    max_score: float = Field(0.6, ge=0, le=1, description="Mean detector score at or below which a still track is suspect.")
 
 
 class ProposalConfig(Strict):
     method: Literal["mutual_nn", "hungarian"] = "mutual_nn"
-    accept_threshold: float = Field(0.95, description="Confidence at or above: auto 'identical'.")
-    reject_threshold: float = Field(0.85, description="Confidence below: auto 'same_category_different_instance'.")
+    routing: Literal["calibrated", "thresholds"] = Field(
+        "calibrated", description="'calibrated': by P(same) fitted on the run's certain pairs; 'thresholds': fixed "
+        "thresholds on 1 - track distance.",
+    )
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    distance: TrackletDistanceConfig = Field(default_factory=TrackletDistanceConfig, description="How two tracks' views are compared.")
+    accept_threshold: float = Field(0.95, ge=0, le=1, description="routing 'thresholds': confidence at or above: auto 'identical'.")
+    reject_threshold: float = Field(0.85, ge=0, le=1, description="routing 'thresholds': confidence below: auto 'same_category_different_instance'.")
     min_track_frames: int = Field(2, ge=1, description="A candidate must be seen on this many sampled frames.")
     track_iou: float = Field(0.3, ge=0, le=1)
     split_similarity: float = Field(0.8, ge=-1, le=1, description="A track splits where consecutive views are less similar.")
     hard_negatives_per_match: int = Field(2, ge=0)
     unrelated_per_clip_pair: int = Field(2, ge=0)
+    static_clutter: StaticClutterConfig = Field(default_factory=StaticClutterConfig)
 
     @model_validator(mode="after")
     def _ordered(self) -> "ProposalConfig":

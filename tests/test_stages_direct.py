@@ -1,4 +1,4 @@
-"""The Ray Data stages are plain callables: run probe -> segment -> finalize in this process, without Ray,
+"""The Ray Data stages are plain callables: run probe -> segment -> sample -> route in this process, without Ray,
 on generated footage with real weights, and check them against the ground truth."""
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pytest
 
 from _paths import require_shared
 from reid_ray.config import load_config
-from reid_ray.io import candidates_path, errors_path, pairs_path
+from reid_ray.calibration import calibrate
+from reid_ray.io import calibration_samples_path, candidates_path, errors_path, pairs_path
 from reid_ray.metrics.pairs import identity_at
-from reid_ray.stages.finalize import FinalizeVideo
+from reid_ray.stages.finalize import RouteVideo, SampleVideo
 from reid_ray.stages.probe import ProbeStage
 from reid_ray.stages.segment import STATUS_FIELDS, ClipSegmentStage
 from reid_ray.video.synthetic import SyntheticSpec, generate
@@ -49,7 +50,8 @@ def test_probe_segment_finalize_without_ray(setup):
     for cp, side in zip(statuses["clip_pair_id"], statuses["side"]):
         rows = pq.read_table(candidates_path(out, "direct", cp, side)).to_pylist()
         people = [r for r in rows if r["category"] == "person" and r["keep"]]
-        assert people and all(len(r["embedding"]) == 120 for r in people)
+        assert people and all(len(r["embedding"]) == 512 for r in people)  # people: OSNet (embedder.by_category)
+        assert all(len(r["embedding"]) == 120 for r in rows if r["category"] != "person")  # the rest: EfficientNet
         matched = [identity_at(gt, r["frame"], r["bbox"]) for r in people]
         assert sum(m is not None for m in matched) / len(matched) >= 0.8  # kept candidates are real people
         # one track never holds two identities on kept views
@@ -61,9 +63,17 @@ def test_probe_segment_finalize_without_ray(setup):
     again = stage(batch([dict(zip(clips, vals)) for vals in zip(*clips.values())]))
     assert again["status"] == ["skipped", "skipped"]
 
-    summary = FinalizeVideo(cfg_json, str(out)).finalize(pd.DataFrame(statuses))
+    summary = SampleVideo(cfg_json, str(out)).sample(pd.DataFrame(statuses))
     assert summary["video_id"].tolist() == ["direct"]
-    assert pq.read_table(pairs_path(out, "direct")).num_rows == summary["n_pairs"].iloc[0]
+    samples = pq.read_table(calibration_samples_path(out, "direct")).to_pylist()
+    assert summary["n_certain_pairs"].iloc[0] == sum(s["kind"] != "proposal" for s in samples) > 0
+    by_kind: dict[str, list] = {}
+    for s in samples:
+        by_kind.setdefault(s["kind"], []).append(s["distance"])
+    calibration = calibrate({"person": by_kind}, stage.cfg.proposal.calibration)
+    routed = RouteVideo(cfg_json, str(out), calibration.to_json()).route("direct")
+    pairs = pq.read_table(pairs_path(out, "direct")).to_pylist()
+    assert len(pairs) == routed["n_pairs"] and sum(p["kind"] == "match" for p in pairs) == len(by_kind.get("proposal", []))
 
 
 def test_segment_stage_uses_a_trained_head_checkpoint(setup, tmp_path):
@@ -79,12 +89,12 @@ def test_segment_stage_uses_a_trained_head_checkpoint(setup, tmp_path):
 
     root, video, cfg_json = setup
     torch.manual_seed(0)
-    spec = {"kind": "transformer", "in_dim": 120, "out_dim": 32}
+    spec = {"kind": "transformer", "in_dim": 512, "out_dim": 32}  # over the people's OSNet patches
     ckpt = save_head(tmp_path / "head.pt", build_head(spec), spec)
     cfg = json.loads(cfg_json)
-    cfg["embedder"]["head"] = str(ckpt)
+    cfg["embedder"]["by_category"]["person"]["head"] = str(ckpt)
     stage = ClipSegmentStage(json.dumps(cfg), str(tmp_path / "out"))
     clip = clip_rows(select_clip_pairs({"video_id": "direct", "uri": str(video.video_path), "license": "synthetic"}, 10.0, 120, stage.cfg.clip_pairs)[0])[0]
     rows, _ = stage.candidates(clip)
-    emb = np.array([r["embedding"] for r in rows])
+    emb = np.array([r["embedding"] for r in rows if r["category"] == "person"])
     assert emb.shape[1] == 32 and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)

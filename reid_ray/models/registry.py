@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from reid_ray.config import PairsJobConfig
+from reid_ray.config import EmbedderChoice, PairsJobConfig
 from reid_ray.models.base import FaceDetector, Head, PatchEmbedder, Segmenter
 
 
@@ -50,10 +50,11 @@ def preflight(cfg: PairsJobConfig) -> None:
         from reid_ray.models.yolov8_seg import resolve_model_file as resolve_yolov8
 
         resolve_yolov8(cfg.segmenter.model, cfg.resolved_models_dir())
-    if cfg.embedder.backend == "osnet_x0_25":
-        from reid_ray.models.osnet import resolve_weights
+    for e in (cfg.embedder, *cfg.embedder.by_category.values()):
+        if e.backend == "osnet_x0_25":
+            from reid_ray.models.osnet import resolve_weights
 
-        resolve_weights(cfg.embedder.model, cfg.resolved_models_dir())
+            resolve_weights(e.model, cfg.resolved_models_dir())
 
 
 def build_face_detector(cfg: PairsJobConfig) -> FaceDetector | None:
@@ -64,8 +65,9 @@ def build_face_detector(cfg: PairsJobConfig) -> FaceDetector | None:
     return DlibFaceDetector(upsample=cfg.faces.upsample, min_face_px=cfg.faces.min_face_px, min_score=cfg.faces.min_score)
 
 
-def build_embedder(cfg: PairsJobConfig) -> PatchEmbedder:
-    e = cfg.embedder
+def build_embedder(cfg: PairsJobConfig, choice: EmbedderChoice | None = None) -> PatchEmbedder:
+    """The embedder of ``choice`` (default: the config's own ``embedder``)."""
+    e = choice or cfg.embedder
     if e.backend == "efficientnet_lite0":
         from reid_ray.models.efficientnet import EfficientNetPatchEmbedder
 
@@ -79,11 +81,21 @@ def build_embedder(cfg: PairsJobConfig) -> PatchEmbedder:
     return DinoPatchEmbedder(model=e.model or "facebook/dinov2-small", crop_height=e.crop_height, crop_width=e.crop_width, device=e.device)
 
 
-def build_head(cfg: PairsJobConfig) -> Head:
+def build_head(cfg: PairsJobConfig, choice: EmbedderChoice | None = None) -> Head:
     from reid_ray.models.heads import MeanPoolHead
 
-    if cfg.embedder.head == "mean":
+    e = choice or cfg.embedder
+    if e.head == "mean":
         return MeanPoolHead()
     from reid_ray.models.set_heads import TrainedHead
 
-    return TrainedHead(cfg.embedder.head, device=cfg.embedder.device)
+    return TrainedHead(e.head, device=e.device)
+
+
+def build_category_embedders(cfg: PairsJobConfig):
+    """One embedder and head per category that names its own (``embedder.by_category``), one for the rest."""
+    from reid_ray.models.category_embedders import CategoryEmbedders
+
+    default = (build_embedder(cfg), build_head(cfg))
+    own = {c: (build_embedder(cfg, e), build_head(cfg, e)) for c, e in cfg.embedder.by_category.items()}
+    return CategoryEmbedders(default, own)

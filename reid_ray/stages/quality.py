@@ -4,6 +4,7 @@ Each instance gets measurements and the reasons it fails (empty when kept), so a
 candidate was dropped rather than lose it silently."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -50,18 +51,23 @@ def overlap_shares(inst: Instances) -> np.ndarray:
     return out
 
 
-def max_similarity_in_frame(inst: Instances, embeddings: np.ndarray) -> np.ndarray:
-    """Highest cosine similarity to another instance of the same category on the frame (-1 if alone)."""
-    n = len(inst)
-    if n < 2:
-        return -np.ones(n, np.float32)
-    sim = embeddings @ embeddings.T
-    same = inst.categories[:, None] == inst.categories[None, :]
-    np.fill_diagonal(same, False)
-    return np.where(same, sim, -1.0).max(1).astype(np.float32)
+def max_similarity_in_frame(inst: Instances, embeddings: Sequence[np.ndarray]) -> np.ndarray:
+    """Highest cosine similarity to another instance of the same category on the frame (-1 if none). One vector
+    per instance; categories may be embedded by different networks, so only same-category vectors are compared."""
+    out = -np.ones(len(inst), np.float32)
+    categories = np.asarray(inst.categories)
+    for category in set(categories.tolist()):
+        index = np.flatnonzero(categories == category)
+        if len(index) < 2:
+            continue
+        vectors = np.stack([embeddings[i] for i in index])
+        sim = vectors @ vectors.T
+        np.fill_diagonal(sim, -1.0)
+        out[index] = sim.max(1)
+    return out
 
 
-def assess(frame: np.ndarray, inst: Instances, embeddings: np.ndarray, cfg: QualityConfig) -> QualityReport:
+def assess(frame: np.ndarray, inst: Instances, embeddings: Sequence[np.ndarray], cfg: QualityConfig) -> QualityReport:
     h, w = frame.shape[:2]
     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     sharp = np.array([laplacian_sharpness(gray, b) for b in inst.boxes], np.float32)

@@ -61,8 +61,7 @@ class ClipSegmentStage:
         self.out_dir = Path(out_dir)
         self.segmenter = registry.build_segmenter(self.cfg)
         self.faces = registry.build_face_detector(self.cfg)
-        self.embedder = registry.build_embedder(self.cfg)
-        self.head = registry.build_head(self.cfg)
+        self.embedders = registry.build_category_embedders(self.cfg)
         p = self.cfg.proposal
         self.assoc = AssociationParams(min_iou=p.track_iou)
 
@@ -107,9 +106,11 @@ class ClipSegmentStage:
             for frame, frame_idx, det, tids in zip(frames, tracked, detections, ids)
             if frame_idx in sampled
         ]
-        split = split_on_appearance(
-            [d[1].track_ids for d in described], [d[2] for d in described], self.cfg.proposal.split_similarity, [d[3].keep for d in described]
-        )
+        split = [d[1].track_ids for d in described]
+        for threshold, categories in self.split_thresholds(described).items():
+            # Each embedder's space has its own threshold; views of other categories are skipped (ids unchanged).
+            usable = [d[3].keep & np.isin(d[1].categories, categories) for d in described]
+            split = split_on_appearance(split, [d[2] for d in described], threshold, usable)
         rows = []
         for (frame_idx, inst, emb, quality), tids in zip(described, split):
             inst = inst.with_track_ids(tids)
@@ -144,6 +145,14 @@ class ClipSegmentStage:
                 )
         return rows, len(frames)
 
+    def split_thresholds(self, described: list) -> dict[float, list[str]]:
+        """Appearance-split threshold -> the categories it applies to (those seen in this clip)."""
+        out: dict[float, list[str]] = {}
+        for category in sorted({str(c) for d in described for c in d[1].categories}):
+            own = self.cfg.embedder.for_category(category).split_similarity
+            out.setdefault(self.cfg.proposal.split_similarity if own is None else own, []).append(category)
+        return out
+
     def detect(self, frame: np.ndarray) -> Instances:
         """The segmenter's instances in source pixels."""
         small, scale = _downscale(frame, self.cfg.sampling.max_side_px)
@@ -166,7 +175,7 @@ class ClipSegmentStage:
             inst = inst.with_keypoints(np.full((len(inst), 5, 2), np.nan, np.float32))
         if inst.track_ids is None:
             inst = inst.with_track_ids(-np.ones(len(inst), np.int64))
-        emb = self.head.pool(self.embedder.patch_sets(frame, inst)) if len(inst) else np.zeros((0, self.embedder.dim), np.float32)
+        emb = self.embedders.embed(frame, inst)
         return inst, emb, assess(frame, inst, emb, self.cfg.quality)
 
 

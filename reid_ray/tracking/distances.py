@@ -30,16 +30,14 @@ of 1 (near-duplicate frames), where arccos' infinite slope turns that into up to
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import ray
 import torch
-from pydantic import Field
 
-from reid_ray.config import Strict
+from reid_ray.config import DistanceMethod as Method
+from reid_ray.config import TrackletDistanceConfig  # noqa: F401  (re-exported: jobs and tests import it from here)
 
-Method = Literal["chamfer", "percentile"]
 # A set of tracklets as the kernel and the object store hold it: (frames F x d float32, L2-normalised;
 # lengths T int64). Two plain arrays, so Ray stores them without pickling and tasks read them zero-copy.
 Packed = tuple[np.ndarray, np.ndarray]
@@ -47,14 +45,6 @@ Packed = tuple[np.ndarray, np.ndarray]
 # Frames per side of a similarity tile (2048^2 float32 = 16 MiB). Measured here: tiles this size keep the
 # product near full speed and the reductions in cache; 256 MiB row chunks ran 1.4x slower end to end.
 DEFAULT_TILE_FRAMES = 2048
-
-
-class TrackletDistanceConfig(Strict):
-    """How tracklets are compared; a job passes `**cfg.model_dump()` to the functions here."""
-
-    method: Method = Field("chamfer", description="'chamfer' (Chamfer-p) or 'percentile' (q-th percentile of D).")
-    p: float = Field(10.0, gt=0, description="Power of the Chamfer mean: 1 classic Chamfer, larger weights worst frames.")
-    q: float = Field(10.0, ge=0, le=100, description="Percentile of the frame distances (method 'percentile').")
 
 
 # ---------------------------------------------------------------- reference (per pair, float64)
