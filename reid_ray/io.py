@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SUBDIRS = ("clip_pairs", "candidates", "review", "pairs", "errors")
+SUBDIRS = ("clip_pairs", "candidates", "calibration", "review", "pairs", "errors")
 
 
 def candidates_path(out: Path, video_id: str, clip_pair_id: str, side: str) -> Path:
@@ -19,6 +19,11 @@ def candidates_path(out: Path, video_id: str, clip_pair_id: str, side: str) -> P
 
 def pairs_path(out: Path, video_id: str) -> Path:
     return Path(out) / "pairs" / f"{video_id}.parquet"
+
+
+def calibration_samples_path(out: Path, video_id: str) -> Path:
+    """A video's certain pairs and proposal distances; its presence marks the video's model work finished."""
+    return Path(out) / "calibration" / f"{video_id}.parquet"
 
 
 def clip_pairs_path(out: Path, video_id: str) -> Path:

@@ -78,16 +78,27 @@ PAIR = pa.schema(
     [
         ("pair_id", pa.string()),
         ("label", pa.string()),
-        ("confidence", pa.float32()),
+        ("confidence", pa.float32()),  # matches: P(same) (calibrated routing; NaN if not fitted) or 1 - distance
         ("verified_by", pa.string()),
         ("gap_s", pa.float64()),
         ("category", pa.string()),  # "a_category|b_category" for unrelated pairs
         ("license", pa.string()),
         ("clip_pair_id", pa.string()),
-        ("similarity", pa.float32()),
+        ("similarity", pa.float32()),  # 1 - the tracks' distance (proposal.distance); NaN across embedders
         ("kind", pa.string()),  # "match", "hard_negative", "unrelated"
         *[(f"a_{n}", t) for n, t in _SIDE],
         *[(f"b_{n}", t) for n, t in _SIDE],
+    ]
+)
+
+# A distance whose answer the run knows without a human (``kind`` positive / negative), or a proposed match's
+# distance (``kind`` proposal); the calibration of routing is fitted on these (``reid_ray.calibration``).
+CALIBRATION_SAMPLE = pa.schema(
+    [
+        ("clip_pair_id", pa.string()),
+        ("category", pa.string()),
+        ("kind", pa.string()),
+        ("distance", pa.float64()),
     ]
 )
 

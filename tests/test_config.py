@@ -30,6 +30,11 @@ def test_overrides_apply_with_yaml_types():
         ("segmenter.backend=nope", "segmenter.backend"),
         ("clip_pairs.typo=1", "clip_pairs.typo"),
         ("clip_pairs.time_gap_s=[9, 3]", "clip_pairs.time_gap_s"),
+        ("proposal.accept_threshold=2", "proposal.accept_threshold"),
+        ("proposal.reject_threshold=-0.1", "proposal.reject_threshold"),
+        ("proposal.calibration.target_error=1.5", "proposal.calibration.target_error"),
+        ("proposal.calibration.target_error=0", "proposal.calibration.target_error"),
+        ("embedder.by_category.person.backend=nope", "embedder.by_category.person.backend"),
     ],
 )
 def test_bad_values_name_the_field(override, field):
@@ -45,14 +50,16 @@ def test_fingerprint_ignores_placement_but_not_results():
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
 
 
-def test_job_exits_2_before_any_work(tmp_path):
+@pytest.mark.parametrize("override, field", [("sampling.frames_per_clip=0", "sampling.frames_per_clip"),
+                                             ("proposal.accept_threshold=2", "proposal.accept_threshold")])
+def test_job_exits_2_before_any_work(tmp_path, override, field):
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "jobs/generate_pairs.py"), "--out", str(out), "--set", "sampling.frames_per_clip=0"],
+        [sys.executable, str(ROOT / "jobs/generate_pairs.py"), "--out", str(out), "--set", override],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
-    assert "sampling.frames_per_clip" in proc.stderr
+    assert field in proc.stderr
     assert not out.exists(), "no work (not even the output folder) before the config is valid"
 
 

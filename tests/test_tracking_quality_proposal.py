@@ -54,11 +54,12 @@ def test_quality_reasons():
     assert all("not_distinct" in r for r in assess(frame, inst, same, QualityConfig()).reasons)
 
 
-def _cand(cp, side, track, frame, emb, category="person", keep=True):
+def _cand(cp, side, track, frame, emb, category="person", keep=True, bbox=None, score=0.9):
+    x = 60.0 * track + 2.0 * frame  # tracks side by side, walking
     return {
         "candidate_id": f"{cp}_{side}_{track}_{frame}", "clip_pair_id": cp, "side": side, "track_id": track,
-        "video_id": "v", "license": "synthetic", "category": category, "score": 0.9, "frame": frame,
-        "t_s": frame / 10, "bbox": [10.0, 10.0, 50.0, 120.0], "mask_rle": "", "mask_height": 0, "mask_width": 0,
+        "video_id": "v", "license": "synthetic", "category": category, "score": score, "frame": frame,
+        "t_s": frame / 10, "bbox": bbox or [x, 10.0, x + 40.0, 120.0], "mask_rle": "", "mask_height": 0, "mask_width": 0,
         "keypoints": [], "sharpness": 100.0, "max_overlap": 0.0, "max_similarity_in_frame": 0.0, "keep": keep,
         "reject_reason": "", "embedding": list(emb),
     }
@@ -71,11 +72,12 @@ def test_proposal_routes_by_confidence_and_derives_certain_negatives():
     rows = []
     for f in (0, 5):  # clip A: persons 0 and 1 together, and a product
         rows += [_cand("cp", "a", 0, f, e[0]), _cand("cp", "a", 1, f, e[1]), _cand("cp", "a", 2, f, e[2], "product")]
-    for f in (100, 105):  # clip B: person 0 again (sim 1.0), person 1 changed (sim 0.8)
+    for f in (100, 105):  # clip B: person 0 again (distance 0), person 1 changed (cosine 0.8: distance 0.205)
         rows += [_cand("cp", "b", 0, f, e[0]), _cand("cp", "b", 1, f, noisy(e[1], 0.75))]
     rows += [_cand("cp", "b", 5, 100, e[2], "product")]  # seen once: not a track
     table = pa.Table.from_pylist(rows, schema=CANDIDATE)
-    pairs = propose_video([cp], table, ProposalConfig(accept_threshold=0.9, reject_threshold=0.5, min_track_frames=2))
+    cfg = ProposalConfig(routing="thresholds", accept_threshold=0.9, reject_threshold=0.5, min_track_frames=2)
+    pairs = propose_video([cp], table, cfg)
     by_kind = {}
     for p in pairs:
         by_kind.setdefault(p["kind"], []).append(p)
@@ -85,4 +87,4 @@ def test_proposal_routes_by_confidence_and_derives_certain_negatives():
     assert hard == {(0, 1), (1, 0)} and all(p["label"] == "same_category_different_instance" for p in by_kind["hard_negative"])
     assert {(p["a_track_id"], p["b_track_id"]) for p in by_kind["unrelated"]} <= {(2, 0), (2, 1)}
     assert len({p["pair_id"] for p in pairs}) == len(pairs)
-    assert pairs == propose_video([cp], table, ProposalConfig(accept_threshold=0.9, reject_threshold=0.5, min_track_frames=2))
+    assert pairs == propose_video([cp], table, cfg)

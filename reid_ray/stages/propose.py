@@ -1,26 +1,42 @@
-"""Stage 3: propose pairs across the gap and route them by confidence.
+"""Stage 3: propose pairs across the gap and route them.
 
-Per clip pair and category, tracks of clip A are matched to tracks of clip B on the cosine similarity of their
-pooled embeddings (mutual nearest neighbours or Hungarian assignment). The confidence of a match is that
-similarity. Routing: at or above ``accept_threshold`` -> ``identical`` (auto); below ``reject_threshold`` ->
-``same_category_different_instance`` (auto); between -> ``pending_review`` for humans.
+Per clip pair and category, tracks of clip A are matched to tracks of clip B on the distance between their sets of
+views (``proposal.distance``: Chamfer over arccos(cos)/pi, as the long-video job compares tracklets; mutual nearest
+neighbours or Hungarian assignment). Routing (``proposal.routing``):
 
-Negatives that need no model: two tracks seen on the same frame are two instances, so an auto-accepted match
-(a, b) gives hard negatives (a, b') for every b' co-occurring with b (and symmetrically). ``unrelated`` pairs join
-tracks of different categories (a face and a person are not unrelated: they may be one human)."""
+* ``calibrated``: by P(same | distance), fitted per category on the run's own certain pairs (``certain_pairs``
+  here, ``reid_ray.calibration``): auto ``identical`` / auto ``same_category_different_instance`` only inside the
+  bands whose estimated error stays under the target; the rest, and every match of a category that could not be
+  fitted, to humans. Confidence is P(same).
+* ``thresholds``: confidence 1 - distance against ``accept_threshold`` / ``reject_threshold``.
+
+A still, weakly detected 'person' at the same place across the gap is more often a fixed object than a person
+(``static_clutter``): its match never becomes auto ``identical``.
+
+Negatives that need no model: two tracks seen on the same frame with their boxes apart are two instances, so an
+auto-accepted match (a, b) gives hard negatives (a, b') for every such b' of b (and symmetrically). Boxes that
+largely cover each other may be two detections of one individual and give none. ``unrelated`` pairs join tracks
+of different categories (a face and a person are not unrelated: they may be one human)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 from scipy.optimize import linear_sum_assignment
 
-from reid_ray.config import ProposalConfig
+from reid_ray.calibration import Calibration
+from reid_ray.config import ProposalConfig, StaticClutterConfig
 from reid_ray.models.dlib_faces import FACE_CATEGORY
 from reid_ray.models.heads import l2_normalise
+from reid_ray.records import box_iou
 from reid_ray.stages.clip_pairs import video_rng
+from reid_ray.tracking.distances import distance_matrix, frame_angle_distances
+
+# (category, distance, static clutter?) -> (label, verified_by, confidence)
+Router = Callable[[str, float, bool], tuple[str, str, float]]
 
 
 @dataclass(frozen=True)
@@ -31,46 +47,96 @@ class Track:
     category: str
     embedding: np.ndarray
     frames: frozenset[int]
-    views: tuple[dict, ...]  # kept candidate rows
+    views: tuple[dict, ...]  # kept candidate rows, in frame order
     view_embeddings: np.ndarray  # (n_views, dim)
+    boxes: dict[int, tuple[float, ...]]  # frame -> box of every observation, kept or not
+    mean_score: float
 
     @property
     def rep(self) -> dict:
         """The view closest to the track's own mean: its most typical look."""
         return self.views[int(np.argmax(self.view_embeddings @ self.embedding))]
 
-    def view_facing(self, other: "Track") -> dict:
-        """The view most similar to another track: shown with a match, so the picture agrees with the score."""
-        return self.views[int(np.argmax(self.view_embeddings @ other.embedding))]
+    def closest_views(self, other: "Track") -> tuple[dict, dict]:
+        """The two views, one per track, nearest each other: those that decided the match, shown to humans."""
+        d = frame_angle_distances(self.view_embeddings, other.view_embeddings)
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        return self.views[int(i)], other.views[int(j)]
+
+    def motion(self) -> float:
+        """Largest shift of the box centre from its first observation, in median box heights."""
+        b = np.asarray([self.boxes[f] for f in sorted(self.boxes)], np.float64)
+        centres = (b[:, :2] + b[:, 2:]) / 2
+        height = max(float(np.median(b[:, 3] - b[:, 1])), 1.0)
+        return float(np.linalg.norm(centres - centres[0], axis=1).max() / height)
+
+    def mean_box(self) -> np.ndarray:
+        return np.asarray(list(self.boxes.values()), np.float64).mean(0)
 
 
 def build_tracks(candidates: pa.Table, cfg: ProposalConfig) -> list[Track]:
     """Tracks with at least ``min_track_frames`` kept observations; their embedding is the mean of those."""
-    rows = candidates.to_pylist()
     groups: dict[tuple, list[dict]] = {}
-    for r in rows:
+    for r in candidates.to_pylist():
         if r["track_id"] < 0:  # e.g. a face no tracked person owns: it cannot be followed across frames
             continue
         groups.setdefault((r["clip_pair_id"], r["side"], r["track_id"]), []).append(r)
     tracks = []
     for (cp, side, tid), obs in sorted(groups.items()):
+        obs = sorted(obs, key=lambda o: o["frame"])
         kept = [o for o in obs if o["keep"]]
         if len(kept) < cfg.min_track_frames:
             continue
         views = np.asarray([o["embedding"] for o in kept], np.float32)
-        emb = l2_normalise(views.mean(0))
-        tracks.append(Track(cp, side, int(tid), kept[0]["category"], emb, frozenset(o["frame"] for o in obs), tuple(kept), views))
+        boxes = {int(o["frame"]): tuple(o["bbox"]) for o in obs}
+        score = float(np.mean([o["score"] for o in obs]))
+        tracks.append(Track(cp, side, int(tid), kept[0]["category"], l2_normalise(views.mean(0)), frozenset(boxes), tuple(kept), views, boxes, score))
     return tracks
 
 
-def match_tracks(sim: np.ndarray, method: str) -> list[tuple[int, int]]:
-    if sim.size == 0:
+def track_distances(ta: list[Track], tb: list[Track], cfg: ProposalConfig) -> np.ndarray:
+    """(len(ta) x len(tb)) distances between the tracks' view sets (``proposal.distance``)."""
+    if not ta or not tb:
+        return np.zeros((len(ta), len(tb)))
+    views = [t.view_embeddings for t in ta] + [t.view_embeddings for t in tb]
+    return distance_matrix(views, rows=slice(0, len(ta)), cols=slice(len(ta), None), **cfg.distance.model_dump())
+
+
+def containment(a, b) -> float:
+    """Intersection of two boxes over the smaller one's area."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return float(w * h / max(smaller, 1e-9))
+
+
+def certainly_different(t: Track, u: Track, max_containment: float) -> bool:
+    """Seen on one frame together, with boxes apart on every shared frame: two individuals, not two boxes on one."""
+    shared = t.frames & u.frames
+    return bool(shared) and all(containment(t.boxes[f], u.boxes[f]) < max_containment for f in shared)
+
+
+def is_static_clutter(a: Track, b: Track, cfg: StaticClutterConfig) -> bool:
+    """Still in both clips, at the same place across the gap, and weakly detected: likely a fixed object."""
+    if not cfg.enabled or a.category != "person":
+        return False
+    return (
+        max(a.motion(), b.motion()) <= cfg.max_motion
+        and float(box_iou(a.mean_box()[None], b.mean_box()[None])[0, 0]) >= cfg.min_iou_across_gap
+        and (a.mean_score + b.mean_score) / 2 <= cfg.max_score
+    )
+
+
+def match_tracks(dist: np.ndarray, method: str) -> list[tuple[int, int]]:
+    if dist.size == 0:
         return []
     if method == "hungarian":
-        r, c = linear_sum_assignment(-sim)
+        r, c = linear_sum_assignment(dist)
         return list(zip(r.tolist(), c.tolist()))
-    best_b = sim.argmax(1)
-    best_a = sim.argmax(0)
+    best_b = dist.argmin(1)
+    best_a = dist.argmin(0)
     return [(i, int(j)) for i, j in enumerate(best_b) if best_a[j] == i]
 
 
@@ -90,9 +156,9 @@ def _side(prefix: str, t: Track, r: dict) -> dict:
     }
 
 
-def pair_row(clip_pair: dict, kind: str, label: str, verified_by: str, confidence: float, sim: float, a: Track, b: Track) -> dict:
-    """Matches show each side's view most like the other track; other pairs show each track's typical view."""
-    a_view, b_view = (a.view_facing(b), b.view_facing(a)) if kind == "match" else (a.rep, b.rep)
+def pair_row(clip_pair: dict, kind: str, label: str, verified_by: str, confidence: float, distance: float, a: Track, b: Track) -> dict:
+    """Matches show the two views nearest each other; other pairs show each track's typical view."""
+    a_view, b_view = a.closest_views(b) if kind == "match" else (a.rep, b.rep)
     category = a.category if a.category == b.category else f"{a.category}|{b.category}"
     return {
         "pair_id": pair_id(clip_pair["clip_pair_id"], kind, a, b),
@@ -103,37 +169,74 @@ def pair_row(clip_pair: dict, kind: str, label: str, verified_by: str, confidenc
         "category": category,
         "license": clip_pair["license"],
         "clip_pair_id": clip_pair["clip_pair_id"],
-        "similarity": float(sim),
+        "similarity": float(1.0 - distance),
         "kind": kind,
         **_side("a", a, a_view),
         **_side("b", b, b_view),
     }
 
 
-def route(confidence: float, cfg: ProposalConfig) -> tuple[str, str]:
-    if confidence >= cfg.accept_threshold:
-        return "identical", "auto"
-    if confidence < cfg.reject_threshold:
-        return "same_category_different_instance", "auto"
-    return "pending_review", "human"  # labelled by a human in form_pairs
+def threshold_router(cfg: ProposalConfig) -> Router:
+    def route(category: str, distance: float, static: bool) -> tuple[str, str, float]:
+        confidence = 1.0 - distance
+        if confidence >= cfg.accept_threshold and not static:
+            return "identical", "auto", confidence
+        if confidence < cfg.reject_threshold:
+            return "same_category_different_instance", "auto", confidence
+        return "pending_review", "human", confidence  # labelled by a human in form_pairs
+
+    return route
 
 
-def propose_clip_pair(clip_pair: dict, tracks: list[Track], cfg: ProposalConfig) -> list[dict]:
-    a_tracks = [t for t in tracks if t.side == "a"]
-    b_tracks = [t for t in tracks if t.side == "b"]
-    rows: list[dict] = []
+def calibrated_router(calibration: Calibration) -> Router:
+    def route(category: str, distance: float, static: bool) -> tuple[str, str, float]:
+        cal = calibration.for_category(category)
+        confidence = float(cal.p_same(distance)) if cal.fitted else float("nan")
+        decision = cal.route(distance)
+        if decision == "accept" and not static:
+            return "identical", "auto", confidence
+        if decision == "reject":
+            return "same_category_different_instance", "auto", confidence
+        return "pending_review", "human", confidence
+
+    return route
+
+
+def make_router(cfg: ProposalConfig, calibration: Calibration | None) -> Router:
+    if cfg.routing == "thresholds":
+        return threshold_router(cfg)
+    if calibration is None:
+        raise ValueError("proposal.routing 'calibrated' needs the run's calibration")
+    return calibrated_router(calibration)
+
+
+def _by_side_and_category(tracks: list[Track]) -> dict[tuple[str, str], list[Track]]:
+    out: dict[tuple[str, str], list[Track]] = {}
+    for t in tracks:
+        out.setdefault((t.side, t.category), []).append(t)
+    return out
+
+
+def matches(tracks: list[Track], cfg: ProposalConfig):
+    """Per category: (category, tracks of A, tracks of B, their distances, matched index pairs)."""
+    groups = _by_side_and_category(tracks)
     for category in sorted({t.category for t in tracks}):
-        ta = [t for t in a_tracks if t.category == category]
-        tb = [t for t in b_tracks if t.category == category]
-        if not ta or not tb:
-            continue
-        sim = np.stack([t.embedding for t in ta]) @ np.stack([t.embedding for t in tb]).T
-        for i, j in match_tracks(sim, cfg.method):
-            label, by = route(float(sim[i, j]), cfg)
-            rows.append(pair_row(clip_pair, "match", label, by, sim[i, j], sim[i, j], ta[i], tb[j]))
+        ta, tb = groups.get(("a", category), []), groups.get(("b", category), [])
+        if ta and tb:
+            dist = track_distances(ta, tb, cfg)
+            yield category, ta, tb, dist, match_tracks(dist, cfg.method)
+
+
+def propose_clip_pair(clip_pair: dict, tracks: list[Track], cfg: ProposalConfig, router: Router) -> list[dict]:
+    rows: list[dict] = []
+    for _, ta, tb, dist, matched in matches(tracks, cfg):
+        for i, j in matched:
+            static = is_static_clutter(ta[i], tb[j], cfg.static_clutter)
+            label, by, confidence = router(ta[i].category, float(dist[i, j]), static)
+            rows.append(pair_row(clip_pair, "match", label, by, confidence, dist[i, j], ta[i], tb[j]))
             if label == "identical":
-                rows += hard_negatives(clip_pair, ta, tb, sim, i, j, cfg)
-    rows += unrelated(clip_pair, a_tracks, b_tracks, cfg)
+                rows += hard_negatives(clip_pair, ta, tb, dist, i, j, confidence, cfg)
+    rows += unrelated(clip_pair, [t for t in tracks if t.side == "a"], [t for t in tracks if t.side == "b"], cfg)
     # Two accepted matches can derive the same negative (a_i with b_k, and b_k with a_i): keep it once.
     unique: dict[str, dict] = {}
     for r in rows:
@@ -141,15 +244,17 @@ def propose_clip_pair(clip_pair: dict, tracks: list[Track], cfg: ProposalConfig)
     return list(unique.values())
 
 
-def hard_negatives(clip_pair: dict, ta: list[Track], tb: list[Track], sim: np.ndarray, i: int, j: int, cfg: ProposalConfig) -> list[dict]:
-    """(a_i, b_k) for b_k seen on a frame with b_j, and (a_k, b_j) for a_k seen with a_i: certain negatives."""
-    conf = float(sim[i, j])
-    cands = [(float(sim[i, k]), ta[i], tb[k]) for k in range(len(tb)) if k != j and tb[k].frames & tb[j].frames]
-    cands += [(float(sim[k, j]), ta[k], tb[j]) for k in range(len(ta)) if k != i and ta[k].frames & ta[i].frames]
-    cands.sort(key=lambda c: -c[0])  # the most similar negatives are the hardest, hence the most useful
+def hard_negatives(
+    clip_pair: dict, ta: list[Track], tb: list[Track], dist: np.ndarray, i: int, j: int, confidence: float, cfg: ProposalConfig
+) -> list[dict]:
+    """(a_i, b_k) for b_k certainly someone else than b_j, and (a_k, b_j) likewise for a_i: certain negatives."""
+    apart = cfg.calibration.duplicate_containment
+    cands = [(float(dist[i, k]), ta[i], tb[k]) for k in range(len(tb)) if k != j and certainly_different(tb[k], tb[j], apart)]
+    cands += [(float(dist[k, j]), ta[k], tb[j]) for k in range(len(ta)) if k != i and certainly_different(ta[k], ta[i], apart)]
+    cands.sort(key=lambda c: c[0])  # the closest negatives are the hardest, hence the most useful
     return [
-        pair_row(clip_pair, "hard_negative", "same_category_different_instance", "auto", conf, s, a, b)
-        for s, a, b in cands[: cfg.hard_negatives_per_match]
+        pair_row(clip_pair, "hard_negative", "same_category_different_instance", "auto", confidence, d, a, b)
+        for d, a, b in cands[: cfg.hard_negatives_per_match]
     ]
 
 
@@ -167,16 +272,61 @@ def unrelated(clip_pair: dict, a_tracks: list[Track], b_tracks: list[Track], cfg
     rows = []
     for k in sorted(picks.tolist()):
         a, b = options[k]
-        rows.append(pair_row(clip_pair, "unrelated", "unrelated", "auto", 1.0, float(a.embedding @ b.embedding), a, b))
+        # Categories may be embedded by different networks: their vectors are then not comparable.
+        similar = float(a.embedding @ b.embedding) if a.embedding.shape == b.embedding.shape else float("nan")
+        rows.append(pair_row(clip_pair, "unrelated", "unrelated", "auto", 1.0, 1.0 - similar, a, b))
     return rows
 
 
-def propose_video(clip_pairs: list[dict], candidates: pa.Table, cfg: ProposalConfig) -> list[dict]:
-    tracks = build_tracks(candidates, cfg)
+def certain_pairs(tracks: list[Track], cfg: ProposalConfig) -> list[dict]:
+    """Distances whose answer is known without a human, per clip and category: the two halves (earlier and later
+    views) of one track are one individual; two tracks in view together with boxes apart are two. Also the
+    distance of every proposed match, whose mix of same and different the calibration estimates."""
+    rows: list[dict] = []
+
+    def add(kind: str, category: str, d: float) -> None:
+        rows.append({"category": category, "kind": kind, "distance": float(d)})
+
+    for (_, category), group in sorted(_by_side_and_category(tracks).items()):
+        halves = [(t.view_embeddings[: len(t.views) // 2], t.view_embeddings[len(t.views) // 2 :]) for t in group if len(t.views) >= 2]
+        if halves:
+            early, late = zip(*halves)
+            d = distance_matrix([*early, *late], rows=slice(0, len(early)), cols=slice(len(early), None), **cfg.distance.model_dump())
+            for k in range(len(early)):
+                add("positive", category, d[k, k])
+        apart = [(x, y) for x in range(len(group)) for y in range(x + 1, len(group))
+                 if certainly_different(group[x], group[y], cfg.calibration.duplicate_containment)]
+        if apart:
+            d = track_distances(group, group, cfg)
+            for x, y in apart:
+                add("negative", category, d[x, y])
+    for category, _, _, dist, matched in matches(tracks, cfg):
+        for i, j in matched:
+            add("proposal", category, dist[i, j])
+    return rows
+
+
+def tracks_by_clip_pair(candidates: pa.Table, cfg: ProposalConfig) -> dict[str, list[Track]]:
     by_pair: dict[str, list[Track]] = {}
-    for t in tracks:
+    for t in build_tracks(candidates, cfg):
         by_pair.setdefault(t.clip_pair_id, []).append(t)
+    return by_pair
+
+
+def calibration_samples(clip_pairs: list[dict], candidates: pa.Table, cfg: ProposalConfig) -> list[dict]:
+    """``certain_pairs`` of every clip pair of one video, each row keyed by its clip pair."""
+    by_pair = tracks_by_clip_pair(candidates, cfg)
+    return [
+        {"clip_pair_id": cp["clip_pair_id"], **row}
+        for cp in sorted(clip_pairs, key=lambda c: c["clip_pair_id"])
+        for row in certain_pairs(by_pair.get(cp["clip_pair_id"], []), cfg)
+    ]
+
+
+def propose_video(clip_pairs: list[dict], candidates: pa.Table, cfg: ProposalConfig, calibration: Calibration | None = None) -> list[dict]:
+    router = make_router(cfg, calibration)
+    by_pair = tracks_by_clip_pair(candidates, cfg)
     rows = []
     for cp in sorted(clip_pairs, key=lambda c: c["clip_pair_id"]):
-        rows += propose_clip_pair(cp, by_pair.get(cp["clip_pair_id"], []), cfg)
+        rows += propose_clip_pair(cp, by_pair.get(cp["clip_pair_id"], []), cfg, router)
     return rows

@@ -1,0 +1,56 @@
+"""Calibration picture, one panel per category: the distances of the run's certain same-individual and
+different-individual pairs and of its proposed matches, the fitted P(same | distance), and the routing cuts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from reid_ray.calibration import Calibration
+
+
+def plot_calibration(samples: dict[str, dict[str, list[float]]], calibration: Calibration, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    categories = sorted(samples) or ["(none)"]
+    fig, axes = plt.subplots(1, len(categories), figsize=(5.5 * len(categories), 4.2), squeeze=False)
+    bins = np.linspace(0, 0.6, 61)
+    for ax, category in zip(axes[0], categories):
+        s = samples.get(category, {})
+        for kind, colour, name in (("positive", "tab:green", "certain same"), ("negative", "tab:red", "certain different"),
+                                   ("proposal", "tab:blue", "proposed matches")):
+            d = s.get(kind, [])
+            if d:
+                ax.hist(np.clip(d, 0, 0.6), bins=bins, density=True, alpha=0.35 if kind != "proposal" else 0.9,
+                        color=colour, histtype="stepfilled" if kind != "proposal" else "step", label=f"{name} ({len(d)})")
+        cal = calibration.for_category(category)
+        ax.set_xlabel("track distance (arccos(cos)/pi, Chamfer)")
+        ax.set_ylabel("density")
+        if cal.fitted:
+            twin = ax.twinx()
+            grid = np.linspace(0, 0.6, 121)
+            twin.plot(grid, cal.p_same(grid), color="black", lw=1.5, label="P(same | distance)")
+            twin.set_ylim(0, 1.02)
+            twin.set_ylabel("P(same)")
+            if cal.accept_below >= 0:
+                ax.axvline(cal.accept_below, color="tab:green", ls="--", lw=1.2)
+            if cal.reject_above <= 1:
+                ax.axvline(cal.reject_above, color="tab:red", ls="--", lw=1.2)
+            ax.set_title(f"{category}: auto same <= {cal.accept_below:.3f} (est. error {_pct(cal.estimated_error_accept)}), "
+                         f"auto different > {cal.reject_above:.3f} ({_pct(cal.estimated_error_reject)})", fontsize=8)
+        else:
+            ax.set_title(f"{category}: not fitted, all to humans\n{cal.reason}", fontsize=8)
+        ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f} %"

@@ -1,0 +1,122 @@
+"""Routing calibrated on a run's own certain pairs, the static-clutter rule and the duplicate-box rule, on
+hand-built inputs whose answers are known."""
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from reid_ray.calibration import Calibration, calibrate, calibrate_category
+from reid_ray.config import CalibrationConfig, ProposalConfig
+from reid_ray.schemas import CANDIDATE
+from reid_ray.stages.propose import build_tracks, calibration_samples, certainly_different, is_static_clutter, propose_video
+
+CFG = CalibrationConfig(target_error=0.01, min_positives=20, min_negatives=20)
+
+
+def _spread(lo: float, hi: float, n: int) -> np.ndarray:
+    return np.linspace(lo, hi, n)
+
+
+def test_certain_pairs_fix_the_cuts():
+    """Same-individual pairs at 0.05-0.15, different at 0.35-0.45: close proposals are accepted, far ones
+    rejected, the ambiguous middle goes to humans; moving the certain negatives closer moves the accept cut down."""
+    pos, neg = _spread(0.05, 0.15, 60), _spread(0.35, 0.45, 60)
+    proposals = np.concatenate([_spread(0.06, 0.14, 40), [0.25, 0.25, 0.26], _spread(0.36, 0.44, 20)])
+    cal = calibrate_category("person", pos, neg, proposals, CFG)
+    assert cal.fitted and cal.slope < 0
+    assert 0.14 <= cal.accept_below < 0.25 and 0.26 <= cal.reject_above < 0.36
+    assert [cal.route(d) for d in (0.1, 0.25, 0.4)] == ["accept", "review", "reject"]
+    assert cal.n_auto_accept == 40 and cal.n_auto_reject == 20 and cal.n_to_humans == 3
+    assert cal.estimated_error_accept <= 0.01 and cal.estimated_error_reject <= 0.01
+    assert cal.prior_same == pytest.approx(41.5 / 63, abs=0.05)  # the mix of the proposals, which no certain pair gives
+    closer = calibrate_category("person", pos, _spread(0.1, 0.2, 60), proposals, CFG)
+    assert closer.accept_below < cal.accept_below
+
+
+def test_estimated_error_tracks_the_real_error():
+    """Proposals drawn from the same two populations as the certain pairs, with known truth: the estimated
+    share of wrong auto labels is within a factor of two of the real one, and the real one is near the target."""
+    rng = np.random.default_rng(0)
+    same = lambda n: rng.normal(0.18, 0.05, n)  # noqa: E731
+    diff = lambda n: rng.normal(0.34, 0.05, n)  # noqa: E731
+    truth = np.concatenate([np.ones(3000, bool), np.zeros(2000, bool)])
+    proposals = np.concatenate([same(3000), diff(2000)])
+    cal = calibrate_category("person", same(400), diff(400), proposals, CalibrationConfig(target_error=0.02))
+    accepted = proposals <= cal.accept_below
+    rejected = proposals > cal.reject_above
+    real_accept = float((~truth[accepted]).mean())
+    real_reject = float(truth[rejected].mean())
+    assert accepted.sum() > 500 and rejected.sum() > 300
+    assert real_accept / 2 <= cal.estimated_error_accept <= real_accept * 2, (real_accept, cal.estimated_error_accept)
+    assert real_reject / 2 <= cal.estimated_error_reject <= real_reject * 2, (real_reject, cal.estimated_error_reject)
+
+
+def test_too_few_certain_pairs_send_the_category_to_humans():
+    cal = calibrate({"animal": {"positive": [0.1] * 5, "negative": [0.4] * 50, "proposal": [0.1, 0.4]}}, CFG)
+    animal = cal.for_category("animal")
+    assert not animal.fitted and "5 same-individual" in animal.reason and animal.n_to_humans == 2
+    assert animal.route(0.0) == "review" and cal.for_category("product").route(0.0) == "review"
+    assert Calibration.from_json(cal.to_json()) == cal
+
+
+def _cand(cp, side, track, frame, emb, bbox, score=0.9):
+    return {
+        "candidate_id": f"{cp}_{side}_{track}_{frame}", "clip_pair_id": cp, "side": side, "track_id": track,
+        "video_id": "v", "license": "synthetic", "category": "person", "score": score, "frame": frame,
+        "t_s": frame / 10, "bbox": list(bbox), "mask_rle": "", "mask_height": 0, "mask_width": 0,
+        "keypoints": [], "sharpness": 100.0, "max_overlap": 0.0, "max_similarity_in_frame": 0.0, "keep": True,
+        "reject_reason": "", "embedding": list(emb),
+    }
+
+
+def _unit(v):
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v)
+
+
+def _accept_everything_close() -> Calibration:
+    return calibrate({"person": {"positive": _spread(0.0, 0.1, 30), "negative": _spread(0.4, 0.5, 30),
+                                 "proposal": [0.0] * 10 + [0.45] * 5}}, CFG)
+
+
+def test_a_still_weakly_detected_person_at_the_same_place_is_not_auto_identical():
+    e = np.eye(8, dtype=np.float32)
+    still_box, rows = (200.0, 50.0, 230.0, 130.0), []
+    for cp in ("still", "walker", "strong"):
+        for side, frames in (("a", (0, 5, 10)), ("b", (100, 105, 110))):
+            for f in frames:
+                walk = (10.0 + 3 * f, 40.0, 40.0 + 3 * f, 120.0)
+                box = walk if cp == "walker" else still_box
+                score = 0.9 if cp == "strong" else 0.4
+                rows.append(_cand(cp, side, 0, f, e[0], box, score))
+    table = pa.Table.from_pylist(rows, schema=CANDIDATE)
+    cfg = ProposalConfig(min_track_frames=2)
+    clip_pairs = [{"clip_pair_id": c, "gap_s": 10.0, "license": "synthetic"} for c in ("still", "walker", "strong")]
+    labels = {p["clip_pair_id"]: p["label"] for p in propose_video(clip_pairs, table, cfg, _accept_everything_close())}
+    assert labels == {"still": "pending_review", "walker": "identical", "strong": "identical"}
+    tracks = {(t.clip_pair_id, t.side): t for t in build_tracks(table, cfg)}
+    assert is_static_clutter(tracks["still", "a"], tracks["still", "b"], cfg.static_clutter)
+    off = cfg.static_clutter.model_copy(update={"enabled": False})
+    assert not is_static_clutter(tracks["still", "a"], tracks["still", "b"], off)
+
+
+def test_two_boxes_on_one_person_are_not_a_certain_negative():
+    """A detector's second box inside a person's box may be the same person: no hard negative and no calibration
+    negative from it; two people side by side give both."""
+    e = np.eye(8, dtype=np.float32)
+    rows = []
+    for side, frames in (("a", (0, 5)), ("b", (100, 105))):
+        for f in frames:
+            rows.append(_cand("cp", side, 0, f, e[0], (10, 10, 50, 130)))
+            rows.append(_cand("cp", side, 1, f, _unit(e[0] + 0.9 * e[1]), (12, 12, 48, 70)))  # upper body of track 0
+            rows.append(_cand("cp", side, 2, f, e[2], (200, 10, 240, 130)))  # someone else
+    table = pa.Table.from_pylist(rows, schema=CANDIDATE)
+    cfg = ProposalConfig(min_track_frames=2)
+    tracks = {(t.side, t.track_id): t for t in build_tracks(table, cfg)}
+    apart = cfg.calibration.duplicate_containment
+    assert not certainly_different(tracks["a", 0], tracks["a", 1], apart)
+    assert certainly_different(tracks["a", 0], tracks["a", 2], apart) and certainly_different(tracks["a", 1], tracks["a", 2], apart)
+    negatives = [s for s in calibration_samples([{"clip_pair_id": "cp"}], table, cfg) if s["kind"] == "negative"]
+    assert len(negatives) == 4  # (0, 2) and (1, 2) on each side, never (0, 1)
+    pairs = propose_video([{"clip_pair_id": "cp", "gap_s": 10.0, "license": "synthetic"}], table, cfg, _accept_everything_close())
+    hard = {(p["a_track_id"], p["b_track_id"]) for p in pairs if p["kind"] == "hard_negative"}
+    assert hard and not hard & {(0, 1), (1, 0)}
