@@ -80,7 +80,7 @@ def stage_throughput(cfg, videos: list[dict]) -> dict:
     from reid_ray.video.decode import probe, read_frames
 
     torch.set_num_threads(1)
-    seg, faces, emb, head = (registry.build_segmenter(cfg), registry.build_face_detector(cfg), registry.build_embedder(cfg), registry.build_head(cfg))
+    seg, faces, embedders = registry.build_segmenter(cfg), registry.build_face_detector(cfg), registry.build_category_embedders(cfg)
     frames, t_decode = [], 0.0
     for v in videos:
         info = probe(v["uri"])
@@ -94,9 +94,9 @@ def stage_throughput(cfg, videos: list[dict]) -> dict:
     inst, t_seg = timed(lambda: [seg.segment([f])[0] for f in frames])
     _, t_faces = timed(lambda: [faces.detect(f) for f in frames]) if faces else (None, float("nan"))
     inst = [i.with_masks(f.shape[:2]) for i, f in zip(inst, frames)]
-    emb.patch_sets(frames[0], inst[0])
+    embedders.embed(frames[0], inst[0])
     n_inst = sum(len(i) for i in inst)
-    _, t_emb = timed(lambda: [head.pool(emb.patch_sets(f, i)) for f, i in zip(frames, inst) if len(i)])
+    _, t_emb = timed(lambda: [embedders.embed(f, i) for f, i in zip(frames, inst) if len(i)])
     return {
         "frames": len(frames),
         "instances": n_inst,
@@ -140,6 +140,7 @@ def main() -> int:
 
     import pyarrow.compute as pc
 
+    from reid_ray.calibration import Calibration
     from reid_ray.config import load_config
     from reid_ray.io import read_tables
     from reid_ray.pairs_job import all_pairs, run_pairs_job
@@ -165,10 +166,12 @@ def main() -> int:
     cands = read_tables(list((work / "out/candidates").rglob("*.parquet")), CANDIDATE)
     clip_pairs = read_tables(list((work / "out/clip_pairs").glob("*.parquet")), CLIP_PAIR).to_pylist()
 
+    calibration = Calibration.from_json((work / "out/calibration.json").read_text())
+
     def propose_all():
         for v in videos:
             mine = [c for c in clip_pairs if c["video_id"] == v["video_id"]]
-            propose(mine, cands.filter(pc.equal(cands["video_id"], v["video_id"])), cfg.proposal)
+            propose(mine, cands.filter(pc.equal(cands["video_id"], v["video_id"])), cfg.proposal, calibration)
 
     _, t_prop = timed(propose_all)
     n_pairs = all_pairs(work / "out").num_rows
@@ -178,7 +181,7 @@ def main() -> int:
     print(f"  decode                      {models['decode_frames_per_s']:8.1f} frames/s")
     print(f"  segment (YOLOX-nano)        {models['segment_frames_per_s']:8.1f} frames/s")
     print(f"  faces (dlib HOG + 5 kp)     {models['faces_frames_per_s']:8.1f} frames/s")
-    print(f"  embed (EffNet-Lite0 + mean) {models['embed_instances_per_s']:8.1f} instances/s ({models['instances'] / models['frames']:.1f} instances/frame)")
+    print(f"  embed (per category + mean) {models['embed_instances_per_s']:8.1f} instances/s ({models['instances'] / models['frames']:.1f} instances/frame)")
     print(f"  propose + route             {n_pairs / t_prop:8.1f} pairs/s")
     print("\nsegment stage alone (slowest stage: decode, dense tracking, faces, embed, quality), one thread:")
     print(f"  {n_clips} clips in {t_alone:.1f} s = {stage_rate:.2f} clips/s ({stage_rate * cfg.sampling.frames_per_clip:.1f} sampled frames/s)")

@@ -60,14 +60,18 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("REID_RAY_MODELS_DIR", str(ROOT.parent / "shared" / "models"))
 
-    from reid_ray.config import load_config
+    from reid_ray.config import SourcesConfig, load_config
     from reid_ray.metrics.pairs import load_gold, score_pairs_by_video
     from reid_ray.pairs_job import all_pairs, run_pairs_job
+    from reid_ray.video.sources import list_sources
 
     gold = load_gold(GOLD)
     if not gold:
         print(f"no gold set under {GOLD}", file=sys.stderr)
         return 2
+    missing = [s["video_id"] for s in list_sources(str(GOLD / "manifest.csv"), SourcesConfig())[0] if s["video_id"] not in gold]
+    if missing:
+        print(f"the gold set has no gt.txt for {missing}: their pairs are not scored", file=sys.stderr)
     summary = {}
     for gap in [g.strip() for g in args.gaps.split(",") if g.strip()]:
         cfg = load_config(args.config, [f"clip_pairs.time_gap_s={gap}", f"clip_pairs.pairs_per_video={args.pairs_per_video}", *args.set])

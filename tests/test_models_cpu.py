@@ -131,3 +131,26 @@ def test_transnet_finds_a_spliced_cut():
     shots = TransNetShotDetector().shots_from_frames(np.stack(frames))
     assert shots[0][0] == 0 and shots[-1][1] == 150
     assert any(abs(s - 90) <= 1 for s, _ in shots[1:]), shots
+
+
+def test_each_category_is_embedded_by_its_own_network(yolox):
+    """The pair profile's embedder.by_category: people by OSNet (person ReID), everything else by EfficientNet-Lite0;
+    each instance's vector is what its own network and head give it alone."""
+    from reid_ray.config import load_config
+    from reid_ray.models import registry
+
+    cfg = load_config("configs/local.yaml", [f"models_dir={require_shared('models').resolve()}"])
+    embedders = registry.build_category_embedders(cfg)
+    frame = read_rgb(require_shared(CAVIAR_REENTER), [120])[0]
+    people = yolox.detect(frame)
+    people = people.select(np.flatnonzero(people.categories == "person"))
+    bag = Instances.from_arrays([[20, 200, 60, 250]], [0.9], ["product"])
+    inst = Instances.concat([people, bag]).with_masks(frame.shape[:2], "core")
+    vectors = embedders.embed(frame, inst)
+    osnet, mean = embedders.for_category("person")
+    effnet, _ = embedders.for_category("product")
+    assert type(osnet).__name__ == "OSNetPatchEmbedder" and type(effnet).__name__ == "EfficientNetPatchEmbedder"
+    assert [len(v) for v in vectors] == [osnet.dim] * len(people) + [effnet.dim] and osnet.dim != effnet.dim
+    alone = mean.pool(osnet.patch_sets(frame, inst.select(np.arange(len(people)))))
+    np.testing.assert_allclose(np.stack(vectors[: len(people)]), alone, atol=1e-5)
+    np.testing.assert_allclose(vectors[-1], mean.pool(effnet.patch_sets(frame, inst.select([len(people)])))[0], atol=1e-5)
