@@ -7,13 +7,16 @@ track are one individual; two tracks in view on one frame, their boxes apart, ar
 1. A logistic regression of same/different on the distance, classes weighted equally, so its log-odds
    estimate the log likelihood ratio log f_same(d) / f_diff(d) (scikit-learn; a weak L2 keeps the slope finite
    when the certain pairs separate perfectly).
-2. The share of true matches among the run's proposed matches, which the certain pairs cannot give, by EM
-   on the proposals' distances with the likelihood ratio held fixed (Saerens, Latinne & Decaestecker 2002,
-   "Adjusting the outputs of a classifier to new a priori probabilities").
-3. P(same | d) = pi * LR(d) / (pi * LR(d) + 1 - pi); it falls as d grows.
-4. Auto-accept the proposals with d <= t_accept, the largest cut whose proposals' mean P(different) stays at
-   or under ``target_error``: that mean is the estimated share of wrong labels in the band. Auto-reject
-   likewise from the far end, on mean P(same). The rest go to humans.
+2. The share of true matches among the proposed matches, which the certain pairs cannot give, by EM on the
+   proposals' distances with the likelihood ratio held fixed (Saerens, Latinne & Decaestecker 2002,
+   "Adjusting the outputs of a classifier to new a priori probabilities"): over the whole run, and per video
+   where a video has ``min_video_proposals`` of its own (videos differ: one where people rarely come back
+   proposes more wrong matches).
+3. P(same | d, video) = pi * LR(d) / (pi * LR(d) + 1 - pi), pi the video's share; it falls as d grows.
+4. Auto-accept the proposals whose P(same) is at least ``accept_p``, the lowest cut whose accepted proposals'
+   mean P(different) stays at or under ``target_error``: that mean is the estimated share of wrong labels in
+   the band. Auto-reject likewise from the other end (P(same) at most ``reject_p``), on mean P(same). The rest
+   go to humans.
 
 A category with too few certain pairs, or whose fit does not fall with distance, is not fitted: all its
 matches go to humans, and the report says why.
@@ -45,26 +48,31 @@ class CategoryCalibration:
     n_proposals: int = 0
     intercept: float = 0.0  # log-odds of the likelihood ratio: intercept + slope * d
     slope: float = 0.0
-    prior_same: float = 0.0  # share of true matches among the proposals (EM)
-    accept_below: float = -1.0  # distance at or under which a match is auto 'identical' (-1: none)
-    reject_above: float = 2.0  # distance above which a match is auto 'different' (2: none)
+    prior_same: float = 0.0  # share of true matches among the run's proposals (EM)
+    video_priors: dict[str, float] = field(default_factory=dict)  # the same, per video with enough proposals
+    accept_p: float = 2.0  # P(same) at or above which a match is auto 'identical' (2: none)
+    reject_p: float = -1.0  # P(same) at or below which a match is auto 'different' (-1: none)
     estimated_error_accept: float | None = None
     estimated_error_reject: float | None = None
     n_auto_accept: int = 0
     n_auto_reject: int = 0
     n_to_humans: int = 0
-    curve: list[list[float]] = field(default_factory=list)  # [distance, P(same)] at CURVE_POINTS distances
+    curve: list[list[float]] = field(default_factory=list)  # [distance, P(same)] at CURVE_POINTS distances, run prior
 
-    def p_same(self, d: np.ndarray | float) -> np.ndarray:
-        return p_same(np.asarray(d, np.float64), self.intercept, self.slope, self.prior_same)
+    def prior(self, video_id: str | None = None) -> float:
+        return self.video_priors.get(video_id or "", self.prior_same)
 
-    def route(self, d: float) -> str:
+    def p_same(self, d: np.ndarray | float, video_id: str | None = None) -> np.ndarray:
+        return p_same(np.asarray(d, np.float64), self.intercept, self.slope, self.prior(video_id))
+
+    def route(self, d: float, video_id: str | None = None) -> str:
         """'accept', 'reject' or 'review'."""
         if not self.fitted:
             return "review"
-        if d <= self.accept_below:
+        p = float(self.p_same(d, video_id))
+        if p >= self.accept_p:
             return "accept"
-        if d > self.reject_above:
+        if p <= self.reject_p:
             return "reject"
         return "review"
 
@@ -89,8 +97,9 @@ class Calibration:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
 
-def p_same(d: np.ndarray, intercept: float, slope: float, prior: float) -> np.ndarray:
-    log_odds = intercept + slope * d + np.log(max(prior, 1e-12)) - np.log(max(1 - prior, 1e-12))
+def p_same(d: np.ndarray, intercept: float, slope: float, prior: float | np.ndarray) -> np.ndarray:
+    prior = np.clip(prior, 1e-12, 1 - 1e-12)
+    log_odds = intercept + slope * d + np.log(prior) - np.log(1 - prior)
     return 1.0 / (1.0 + np.exp(-log_odds))
 
 
@@ -119,44 +128,46 @@ def estimate_prior(proposals: np.ndarray, intercept: float, slope: float, start:
     return prior
 
 
-def choose_cuts(proposals: np.ndarray, p: np.ndarray, target: float) -> tuple[float, float, float | None, float | None]:
-    """(accept_below, reject_above, estimated error of each band): the widest bands whose mean error <= target.
-    ``p`` is P(same) of each proposal; both bands grow from their end of the sorted distances."""
-    order = np.argsort(proposals, kind="stable")
-    d, ps = proposals[order], p[order]
-    n = len(d)
-    wrong_if_accepted = np.cumsum(1 - ps) / np.arange(1, n + 1)  # mean P(diff) of the k closest
-    wrong_if_rejected = np.cumsum(ps[::-1]) / np.arange(1, n + 1)  # mean P(same) of the k farthest
-    accept_k = _widest(wrong_if_accepted, target, d)
-    reject_k = _widest(wrong_if_rejected, target, d[::-1])
-    reject_k = min(reject_k, n - accept_k)  # the bands never overlap
-    accept_below = float(d[accept_k - 1]) if accept_k else -1.0
-    if reject_k == 0:
-        reject_above = 2.0
-    elif reject_k == n:
-        reject_above = -1.0
-    else:
-        reject_above = float(d[n - reject_k - 1])  # the farthest proposal kept out of the band
+def choose_cuts(p: np.ndarray, target: float) -> tuple[float, float, float | None, float | None]:
+    """(accept_p, reject_p, estimated error of each band): the widest bands whose mean error <= target, grown from
+    the most and the least likely matches. ``p`` is P(same) of each proposal."""
+    ps = np.sort(p)[::-1]  # most likely first
+    n = len(ps)
+    wrong_if_accepted = np.cumsum(1 - ps) / np.arange(1, n + 1)  # mean P(diff) of the k likeliest
+    wrong_if_rejected = np.cumsum(ps[::-1]) / np.arange(1, n + 1)  # mean P(same) of the k least likely
+    accept_k = _widest(wrong_if_accepted, target, ps)
+    reject_k = min(_widest(wrong_if_rejected, target, ps[::-1]), n - accept_k)  # the bands never overlap
+    reject_k = _no_tie_cut(ps[::-1], reject_k)
+    accept_p = float(ps[accept_k - 1]) if accept_k else 2.0
+    reject_p = float(ps[n - reject_k]) if reject_k else -1.0
     err_accept = float(wrong_if_accepted[accept_k - 1]) if accept_k else None
     err_reject = float(wrong_if_rejected[reject_k - 1]) if reject_k else None
-    return accept_below, reject_above, err_accept, err_reject
+    return accept_p, reject_p, err_accept, err_reject
 
 
-def _widest(mean_error: np.ndarray, target: float, d: np.ndarray) -> int:
-    """Largest k with mean_error[k-1] <= target, not cutting between equal distances (all of a tie or none)."""
+def _widest(mean_error: np.ndarray, target: float, ordered: np.ndarray) -> int:
+    """Largest k with mean_error[k-1] <= target, not cutting between equal values (all of a tie or none)."""
     ok = np.flatnonzero(mean_error <= target)
-    if not len(ok):
-        return 0
-    k = int(ok[-1]) + 1
-    while 0 < k < len(d) and d[k] == d[k - 1]:
+    return _no_tie_cut(ordered, int(ok[-1]) + 1) if len(ok) else 0
+
+
+def _no_tie_cut(ordered: np.ndarray, k: int) -> int:
+    while 0 < k < len(ordered) and ordered[k] == ordered[k - 1]:
         k -= 1
     return k
 
 
 def calibrate_category(
-    category: str, positives: Iterable[float], negatives: Iterable[float], proposals: Iterable[float], cfg: CalibrationConfig
+    category: str,
+    positives: Iterable[float],
+    negatives: Iterable[float],
+    proposals: Iterable[float],
+    cfg: CalibrationConfig,
+    proposal_videos: Iterable[str] | None = None,
 ) -> CategoryCalibration:
+    """``proposal_videos``: the video of each proposal (None: one video)."""
     pos, neg, prop = (np.asarray(list(x), np.float64) for x in (positives, negatives, proposals))
+    videos = np.asarray(list(proposal_videos) if proposal_videos is not None else [""] * len(prop), dtype=object)
     counts = {"n_positives": len(pos), "n_negatives": len(neg), "n_proposals": len(prop)}
     if len(pos) < cfg.min_positives or len(neg) < cfg.min_negatives:
         reason = (f"too few certain pairs to fit: {len(pos)} same-individual (need {cfg.min_positives}), "
@@ -167,24 +178,29 @@ def calibrate_category(
         reason = "the certain pairs do not separate: P(same) does not fall with distance"
         return CategoryCalibration(category, False, reason, intercept=intercept, slope=slope, n_to_humans=len(prop), **counts)
     prior = estimate_prior(prop, intercept, slope)
-    p = p_same(prop, intercept, slope, prior)
-    accept_below, reject_above, err_a, err_r = choose_cuts(prop, p, cfg.target_error)
-    n_acc = int((prop <= accept_below).sum())
-    n_rej = int((prop > reject_above).sum())
+    video_priors = {
+        str(v): estimate_prior(prop[videos == v], intercept, slope, prior)
+        for v in sorted(set(videos.tolist())) if v and (videos == v).sum() >= cfg.min_video_proposals
+    }
+    priors = np.asarray([video_priors.get(v, prior) for v in videos], np.float64)
+    p = p_same(prop, intercept, slope, priors)
+    accept_p, reject_p, err_a, err_r = choose_cuts(p, cfg.target_error)
+    n_acc, n_rej = int((p >= accept_p).sum()), int((p <= reject_p).sum())
     grid = np.linspace(0.0, 1.0, CURVE_POINTS)
     curve = [[round(float(g), 4), round(float(v), 6)] for g, v in zip(grid, p_same(grid, intercept, slope, prior))]
     return CategoryCalibration(
-        category, True, "", intercept=intercept, slope=slope, prior_same=prior, accept_below=accept_below,
-        reject_above=reject_above, estimated_error_accept=err_a, estimated_error_reject=err_r, n_auto_accept=n_acc,
-        n_auto_reject=n_rej, n_to_humans=len(prop) - n_acc - n_rej, curve=curve, **counts,
+        category, True, "", intercept=intercept, slope=slope, prior_same=prior, video_priors=video_priors,
+        accept_p=accept_p, reject_p=reject_p, estimated_error_accept=err_a, estimated_error_reject=err_r,
+        n_auto_accept=n_acc, n_auto_reject=n_rej, n_to_humans=len(prop) - n_acc - n_rej, curve=curve, **counts,
     )
 
 
-def calibrate(samples: dict[str, dict[str, list[float]]], cfg: CalibrationConfig) -> Calibration:
-    """``samples``: category -> {"positive": [...], "negative": [...], "proposal": [...]} distances."""
+def calibrate(samples: dict[str, dict[str, list]], cfg: CalibrationConfig) -> Calibration:
+    """``samples``: category -> {"positive": [...], "negative": [...], "proposal": [...] distances, and optionally
+    "proposal_video": [...] the video of each proposal}."""
     return Calibration(
         {
-            c: calibrate_category(c, s.get("positive", []), s.get("negative", []), s.get("proposal", []), cfg)
+            c: calibrate_category(c, s.get("positive", []), s.get("negative", []), s.get("proposal", []), cfg, s.get("proposal_video"))
             for c, s in sorted(samples.items())
         },
         cfg.target_error,

@@ -148,6 +148,9 @@ class CalibrationConfig(Strict):
     )
     min_positives: int = Field(20, ge=2, description="Certain same-individual pairs a category needs to be fitted.")
     min_negatives: int = Field(20, ge=2, description="Certain different-individual pairs a category needs to be fitted.")
+    min_video_proposals: int = Field(
+        30, ge=1, description="A video with this many proposed matches of a category gets its own share of true matches."
+    )
     duplicate_containment: float = Field(
         0.6, ge=0, le=1, description="Two boxes on one frame whose overlap covers this share of the smaller one may be "
         "one individual: such tracks are not certain negatives.",

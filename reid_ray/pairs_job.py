@@ -105,11 +105,14 @@ def fit_calibration(cfg: PairsJobConfig, out: Path, video_ids: list[str]) -> Cal
     track), and write ``calibration.json`` and its plot."""
     from reid_ray.viz.calibration import plot_calibration
 
-    samples: dict[str, dict[str, list[float]]] = {}
+    samples: dict[str, dict[str, list]] = {}
     for vid in sorted(video_ids):
         t = pq.read_table(calibration_samples_path(out, vid), columns=["category", "kind", "distance"])
         for category, kind, d in zip(*(t.column(c).to_pylist() for c in ("category", "kind", "distance"))):
-            samples.setdefault(category, {}).setdefault(kind, []).append(d)
+            mine = samples.setdefault(category, {})
+            mine.setdefault(kind, []).append(d)
+            if kind == "proposal":
+                mine.setdefault("proposal_video", []).append(vid)
     calibration = calibrate(samples, cfg.proposal.calibration)
     write_json_atomic(json.loads(calibration.to_json()), out / "calibration.json")
     plot_calibration(samples, calibration, out / "calibration.png")

@@ -35,8 +35,8 @@ from reid_ray.records import box_iou
 from reid_ray.stages.clip_pairs import video_rng
 from reid_ray.tracking.distances import distance_matrix, frame_angle_distances
 
-# (category, distance, static clutter?) -> (label, verified_by, confidence)
-Router = Callable[[str, float, bool], tuple[str, str, float]]
+# (video, category, distance, static clutter?) -> (label, verified_by, confidence)
+Router = Callable[[str, str, float, bool], tuple[str, str, float]]
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def pair_row(clip_pair: dict, kind: str, label: str, verified_by: str, confidenc
 
 
 def threshold_router(cfg: ProposalConfig) -> Router:
-    def route(category: str, distance: float, static: bool) -> tuple[str, str, float]:
+    def route(video_id: str, category: str, distance: float, static: bool) -> tuple[str, str, float]:
         confidence = 1.0 - distance
         if confidence >= cfg.accept_threshold and not static:
             return "identical", "auto", confidence
@@ -189,10 +189,10 @@ def threshold_router(cfg: ProposalConfig) -> Router:
 
 
 def calibrated_router(calibration: Calibration) -> Router:
-    def route(category: str, distance: float, static: bool) -> tuple[str, str, float]:
+    def route(video_id: str, category: str, distance: float, static: bool) -> tuple[str, str, float]:
         cal = calibration.for_category(category)
-        confidence = float(cal.p_same(distance)) if cal.fitted else float("nan")
-        decision = cal.route(distance)
+        confidence = float(cal.p_same(distance, video_id)) if cal.fitted else float("nan")
+        decision = cal.route(distance, video_id)
         if decision == "accept" and not static:
             return "identical", "auto", confidence
         if decision == "reject":
@@ -232,7 +232,7 @@ def propose_clip_pair(clip_pair: dict, tracks: list[Track], cfg: ProposalConfig,
     for _, ta, tb, dist, matched in matches(tracks, cfg):
         for i, j in matched:
             static = is_static_clutter(ta[i], tb[j], cfg.static_clutter)
-            label, by, confidence = router(ta[i].category, float(dist[i, j]), static)
+            label, by, confidence = router(clip_pair.get("video_id", ""), ta[i].category, float(dist[i, j]), static)
             rows.append(pair_row(clip_pair, "match", label, by, confidence, dist[i, j], ta[i], tb[j]))
             if label == "identical":
                 rows += hard_negatives(clip_pair, ta, tb, dist, i, j, confidence, cfg)

@@ -1,5 +1,5 @@
 """Calibration picture, one panel per category: the distances of the run's certain same-individual and
-different-individual pairs and of its proposed matches, the fitted P(same | distance), and the routing cuts."""
+different-individual pairs and of its proposed matches, the fitted P(same | distance), and the routing cuts on it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ import numpy as np
 from reid_ray.calibration import Calibration
 
 
-def plot_calibration(samples: dict[str, dict[str, list[float]]], calibration: Calibration, path: Path) -> Path:
+def plot_calibration(samples: dict[str, dict[str, list]], calibration: Calibration, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,12 +35,13 @@ def plot_calibration(samples: dict[str, dict[str, list[float]]], calibration: Ca
             twin.plot(grid, cal.p_same(grid), color="black", lw=1.5, label="P(same | distance)")
             twin.set_ylim(0, 1.02)
             twin.set_ylabel("P(same)")
-            if cal.accept_below >= 0:
-                ax.axvline(cal.accept_below, color="tab:green", ls="--", lw=1.2)
-            if cal.reject_above <= 1:
-                ax.axvline(cal.reject_above, color="tab:red", ls="--", lw=1.2)
-            ax.set_title(f"{category}: auto same <= {cal.accept_below:.3f} (est. error {_pct(cal.estimated_error_accept)}), "
-                         f"auto different > {cal.reject_above:.3f} ({_pct(cal.estimated_error_reject)})", fontsize=8)
+            for cut, colour in ((cal.accept_p, "tab:green"), (cal.reject_p, "tab:red")):
+                if 0 <= cut <= 1:
+                    twin.axhline(cut, color=colour, ls="--", lw=1.2)
+            ax.set_title(f"{category}: auto same at P(same) >= {cal.accept_p:.3f} (est. error {_pct(cal.estimated_error_accept)}, "
+                         f"{cal.n_auto_accept}), auto different at <= {cal.reject_p:.3f} ({_pct(cal.estimated_error_reject)}, "
+                         f"{cal.n_auto_reject}), humans {cal.n_to_humans}\ncurve at the run's share of true matches "
+                         f"{cal.prior_same:.2f}; {len(cal.video_priors)} video(s) with their own share", fontsize=7)
         else:
             ax.set_title(f"{category}: not fitted, all to humans\n{cal.reason}", fontsize=8)
         ax.legend(fontsize=7, loc="upper right")
