@@ -17,7 +17,7 @@ def plot_curriculum(per_gap: dict[float, dict], path: Path) -> Path:
     data = [per_gap[g]["match_similarities"] or [np.nan] for g in gaps]
     ax1.boxplot(data, tick_labels=[f"{g:g}" for g in gaps], showmeans=True)
     ax1.set_xlabel("time gap (s)")
-    ax1.set_ylabel("cosine similarity of proposed matches")
+    ax1.set_ylabel("similarity of proposed matches (1 - track distance)")
     ax1.set_title("Similarity of proposed matches per gap")
     labels = ["identical", "pending_review", "same_category_different_instance", "unrelated"]
     bottom = np.zeros(len(gaps))
