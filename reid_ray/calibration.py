@@ -4,15 +4,17 @@ bands it gives.
 Every run holds answers that need no human (``stages/propose.py::certain_pairs``): two halves of one unbroken
 track are one individual; two tracks in view on one frame, their boxes apart, are two. From those:
 
-1. A logistic regression of same/different on the distance, classes weighted equally, so its log-odds
-   estimate the log likelihood ratio log f_same(d) / f_diff(d) (scikit-learn; a weak L2 keeps the slope finite
-   when the certain pairs separate perfectly).
-2. The share of true matches among the proposed matches, which the certain pairs cannot give, by EM on the
-   proposals' distances with the likelihood ratio held fixed (Saerens, Latinne & Decaestecker 2002,
-   "Adjusting the outputs of a classifier to new a priori probabilities"): over the whole run, and per video
-   where a video has ``min_video_proposals`` of its own (videos differ: one where people rarely come back
+1. The distance distributions of same and of different individuals, each a normal distribution fitted robustly
+   (median, scaled median absolute deviation) to the certain pairs.
+2. Two things the certain pairs cannot give, by EM on the proposed matches' distances (a two-component mixture
+   with those shapes; the prior part is Saerens, Latinne & Decaestecker 2002, "Adjusting the outputs of a
+   classifier to new a priori probabilities"): the share of true matches among the proposals, and, where
+   ``max_shift_share`` allows it, how much farther apart a person's two views are across the gap than within one
+   clip (a shift of the 'same' distribution). The share is fitted over the whole run, and per
+   video where a video has ``min_video_proposals`` of its own (videos differ: one where people rarely come back
    proposes more wrong matches).
-3. P(same | d, video) = pi * LR(d) / (pi * LR(d) + 1 - pi), pi the video's share; it falls as d grows.
+3. P(same | d, video) = pi f_same(d) / (pi f_same(d) + (1 - pi) f_diff(d)), pi the video's share, held from
+   rising with distance (two normals of unequal spread would let it rise again in the far tail).
 4. Auto-accept the proposals whose P(same) is at least ``accept_p``, the lowest cut whose accepted proposals'
    mean P(different) stays at or under ``target_error``: that mean is the estimated share of wrong labels in
    the band. Auto-reject likewise from the other end (P(same) at most ``reject_p``), on mean P(same). The rest
@@ -29,11 +31,13 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from scipy.stats import norm
 
 from reid_ray.config import CalibrationConfig
 
 CURVE_POINTS = 21
-EM_ITERATIONS = 200
+EM_ITERATIONS = 500
+MIN_SD = 1e-3  # keeps a fit of identical distances finite
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,11 @@ class CategoryCalibration:
     n_positives: int = 0
     n_negatives: int = 0
     n_proposals: int = 0
-    intercept: float = 0.0  # log-odds of the likelihood ratio: intercept + slope * d
-    slope: float = 0.0
+    mu_same: float = 0.0  # normal fits of the certain pairs' distances (median, scaled MAD)
+    sd_same: float = 1.0
+    mu_diff: float = 1.0
+    sd_diff: float = 1.0
+    shift: float = 0.0  # how much farther true matches across the gap are than the certain same pairs (EM)
     prior_same: float = 0.0  # share of true matches among the run's proposals (EM)
     video_priors: dict[str, float] = field(default_factory=dict)  # the same, per video with enough proposals
     accept_p: float = 2.0  # P(same) at or above which a match is auto 'identical' (2: none)
@@ -62,8 +69,12 @@ class CategoryCalibration:
     def prior(self, video_id: str | None = None) -> float:
         return self.video_priors.get(video_id or "", self.prior_same)
 
+    @property
+    def model(self) -> "DistanceModel":
+        return DistanceModel(self.mu_same + self.shift, self.sd_same, self.mu_diff, self.sd_diff)
+
     def p_same(self, d: np.ndarray | float, video_id: str | None = None) -> np.ndarray:
-        return p_same(np.asarray(d, np.float64), self.intercept, self.slope, self.prior(video_id))
+        return self.model.p_same(np.asarray(d, np.float64), self.prior(video_id))
 
     def route(self, d: float, video_id: str | None = None) -> str:
         """'accept', 'reject' or 'review'."""
@@ -97,34 +108,59 @@ class Calibration:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
 
-def p_same(d: np.ndarray, intercept: float, slope: float, prior: float | np.ndarray) -> np.ndarray:
-    prior = np.clip(prior, 1e-12, 1 - 1e-12)
-    log_odds = intercept + slope * d + np.log(prior) - np.log(1 - prior)
-    return 1.0 / (1.0 + np.exp(-log_odds))
+@dataclass(frozen=True)
+class DistanceModel:
+    """Normal distance distributions of same (mu1, sd1) and different (mu0, sd0) individuals."""
+
+    mu1: float
+    sd1: float
+    mu0: float
+    sd0: float
+
+    def log_likelihood_ratio(self, d: np.ndarray) -> np.ndarray:
+        """log f_same(d) / f_diff(d), with d held where the ratio would start rising with distance."""
+        curvature = 1 / self.sd0**2 - 1 / self.sd1**2
+        if curvature != 0:
+            turn = (self.mu0 / self.sd0**2 - self.mu1 / self.sd1**2) / curvature
+            d = np.minimum(d, turn) if curvature > 0 else np.maximum(d, turn)
+        return norm.logpdf(d, self.mu1, self.sd1) - norm.logpdf(d, self.mu0, self.sd0)
+
+    def p_same(self, d: np.ndarray, prior: float | np.ndarray) -> np.ndarray:
+        prior = np.clip(prior, 1e-12, 1 - 1e-12)
+        log_odds = self.log_likelihood_ratio(np.asarray(d, np.float64)) + np.log(prior) - np.log(1 - prior)
+        return 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
 
 
-def fit_likelihood_ratio(positives: np.ndarray, negatives: np.ndarray) -> tuple[float, float]:
-    """(intercept, slope) of log f_same(d) / f_diff(d), from balanced logistic regression on the certain pairs."""
-    from sklearn.linear_model import LogisticRegression
-
-    x = np.concatenate([positives, negatives]).reshape(-1, 1)
-    y = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
-    mean, std = float(x.mean()), float(x.std()) or 1.0
-    model = LogisticRegression(class_weight="balanced", C=100).fit((x - mean) / std, y)
-    slope = float(model.coef_[0, 0]) / std
-    return float(model.intercept_[0]) - slope * mean, slope
+def robust_normal(x: np.ndarray) -> tuple[float, float]:
+    """(median, 1.4826 x median absolute deviation): a normal fit that a few odd pairs do not drag."""
+    m = float(np.median(x))
+    return m, max(1.4826 * float(np.median(np.abs(x - m))), MIN_SD)
 
 
-def estimate_prior(proposals: np.ndarray, intercept: float, slope: float, start: float = 0.5) -> float:
-    """Share of true matches among the proposals: EM with the likelihood ratio fixed (Saerens et al. 2002)."""
+def fit_mixture(proposals: np.ndarray, mu1: float, sd1: float, mu0: float, sd0: float, max_shift: float) -> tuple[float, float]:
+    """(share of true matches, shift of the 'same' distribution) of the proposals, by EM."""
+    prior, shift = 0.5, 0.0
     if len(proposals) == 0:
-        return start
+        return prior, shift
+    for _ in range(EM_ITERATIONS):
+        w = DistanceModel(mu1 + shift, sd1, mu0, sd0).p_same(proposals, prior)
+        new_prior = float(np.clip(w.mean(), 1e-6, 1 - 1e-6))
+        new_shift = float(np.clip((w * (proposals - mu1)).sum() / max(w.sum(), 1e-12), 0.0, max_shift))
+        done = abs(new_prior - prior) < 1e-9 and abs(new_shift - shift) < 1e-9
+        prior, shift = new_prior, new_shift
+        if done:
+            break
+    return prior, shift
+
+
+def estimate_prior(proposals: np.ndarray, model: DistanceModel, start: float) -> float:
+    """Share of true matches among some proposals, the distributions held fixed (Saerens et al. 2002)."""
     prior = start
     for _ in range(EM_ITERATIONS):
-        new = float(p_same(proposals, intercept, slope, prior).mean())
+        new = float(np.clip(model.p_same(proposals, prior).mean(), 1e-6, 1 - 1e-6))
         if abs(new - prior) < 1e-9:
-            break
-        prior = min(max(new, 1e-6), 1 - 1e-6)
+            return new
+        prior = new
     return prior
 
 
@@ -173,23 +209,25 @@ def calibrate_category(
         reason = (f"too few certain pairs to fit: {len(pos)} same-individual (need {cfg.min_positives}), "
                   f"{len(neg)} different-individual (need {cfg.min_negatives})")
         return CategoryCalibration(category, False, reason, n_to_humans=len(prop), **counts)
-    intercept, slope = fit_likelihood_ratio(pos, neg)
-    if slope >= 0:
-        reason = "the certain pairs do not separate: P(same) does not fall with distance"
-        return CategoryCalibration(category, False, reason, intercept=intercept, slope=slope, n_to_humans=len(prop), **counts)
-    prior = estimate_prior(prop, intercept, slope)
+    (mu1, sd1), (mu0, sd0) = robust_normal(pos), robust_normal(neg)
+    fit = {"mu_same": mu1, "sd_same": sd1, "mu_diff": mu0, "sd_diff": sd0}
+    if mu1 >= mu0:
+        reason = "the certain pairs do not separate: same individuals are not closer than different ones"
+        return CategoryCalibration(category, False, reason, n_to_humans=len(prop), **fit, **counts)
+    prior, shift = fit_mixture(prop, mu1, sd1, mu0, sd0, cfg.max_shift_share * (mu0 - mu1))
+    model = DistanceModel(mu1 + shift, sd1, mu0, sd0)
     video_priors = {
-        str(v): estimate_prior(prop[videos == v], intercept, slope, prior)
+        str(v): estimate_prior(prop[videos == v], model, prior)
         for v in sorted(set(videos.tolist())) if v and (videos == v).sum() >= cfg.min_video_proposals
     }
     priors = np.asarray([video_priors.get(v, prior) for v in videos], np.float64)
-    p = p_same(prop, intercept, slope, priors)
+    p = model.p_same(prop, priors)
     accept_p, reject_p, err_a, err_r = choose_cuts(p, cfg.target_error)
     n_acc, n_rej = int((p >= accept_p).sum()), int((p <= reject_p).sum())
     grid = np.linspace(0.0, 1.0, CURVE_POINTS)
-    curve = [[round(float(g), 4), round(float(v), 6)] for g, v in zip(grid, p_same(grid, intercept, slope, prior))]
+    curve = [[round(float(g), 4), round(float(v), 6)] for g, v in zip(grid, model.p_same(grid, prior))]
     return CategoryCalibration(
-        category, True, "", intercept=intercept, slope=slope, prior_same=prior, video_priors=video_priors,
+        category, True, "", shift=shift, prior_same=prior, video_priors=video_priors, **fit,
         accept_p=accept_p, reject_p=reject_p, estimated_error_accept=err_a, estimated_error_reject=err_r,
         n_auto_accept=n_acc, n_auto_reject=n_rej, n_to_humans=len(prop) - n_acc - n_rej, curve=curve, **counts,
     )

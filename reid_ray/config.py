@@ -100,6 +100,19 @@ class QualityConfig(Strict):
     max_similarity_in_frame: float = Field(
         0.97, ge=-1, le=1, description="An instance this similar to another in its frame is not visually distinct."
     )
+    min_score_by_category: dict[str, float] = Field(
+        default_factory=dict,
+        description="Category -> lowest detector score of a kept candidate. Tracking links every detection above "
+        "segmenter.score_threshold, but a weakly detected 'person' is often an object (mannequin, rack, a loose box).",
+    )
+
+    @field_validator("min_score_by_category")
+    @classmethod
+    def _scores_in_range(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: s for k, s in v.items() if not 0 <= s <= 1}
+        if bad:
+            raise ValueError(f"scores must be in [0, 1], got {bad}")
+        return v
 
 
 class EmbedderChoice(Strict):
@@ -148,6 +161,10 @@ class CalibrationConfig(Strict):
     )
     min_positives: int = Field(20, ge=2, description="Certain same-individual pairs a category needs to be fitted.")
     min_negatives: int = Field(20, ge=2, description="Certain different-individual pairs a category needs to be fitted.")
+    max_shift_share: float = Field(
+        0.0, ge=0, le=1, description="How far (a share of the distance between the two means) the 'same' distribution "
+        "may move for true matches across the gap, fitted by EM; 0: not at all (the conservative choice).",
+    )
     min_video_proposals: int = Field(
         30, ge=1, description="A video with this many proposed matches of a category gets its own share of true matches."
     )
@@ -158,13 +175,15 @@ class CalibrationConfig(Strict):
 
 
 class StaticClutterConfig(Strict):
-    """A 'person' that does not move within either clip nor across the gap, at a low detector score, is more often
-    a fixed object than a person: its matches go to humans, never to auto 'identical'."""
+    """A 'person' that does not move within either clip and stands at the same place across the gap is, on real
+    footage, mostly a fixed object (a mannequin, a rack); were it a person, the pair would show the same pixels
+    twice and teach a ReID model nothing. Such matches are dropped (or sent to humans), never auto 'identical'."""
 
     enabled: bool = True
-    min_iou_across_gap: float = Field(0.8, ge=0, le=1, description="Box overlap of the two sides' views.")
+    action: Literal["drop", "review"] = "drop"
+    min_iou_across_gap: float = Field(0.8, ge=0, le=1, description="Box overlap of the two sides' mean boxes.")
     max_motion: float = Field(0.1, ge=0, description="Largest centre shift within a track, in box heights.")
-    max_score: float = Field(0.6, ge=0, le=1, description="Mean detector score at or below which a still track is suspect.")
+    max_score: float = Field(1.0, ge=0, le=1, description="Only tracks whose mean detector score is at or below this.")
 
 
 class ProposalConfig(Strict):

@@ -10,8 +10,8 @@ neighbours or Hungarian assignment). Routing (``proposal.routing``):
   fitted, to humans. Confidence is P(same).
 * ``thresholds``: confidence 1 - distance against ``accept_threshold`` / ``reject_threshold``.
 
-A still, weakly detected 'person' at the same place across the gap is more often a fixed object than a person
-(``static_clutter``): its match never becomes auto ``identical``.
+A 'person' that stands still in both clips at the same place is, on real footage, mostly a fixed object
+(``static_clutter``): its match is dropped (or sent to humans), never auto ``identical``.
 
 Negatives that need no model: two tracks seen on the same frame with their boxes apart are two instances, so an
 auto-accepted match (a, b) gives hard negatives (a, b') for every such b' of b (and symmetrically). Boxes that
@@ -119,7 +119,7 @@ def certainly_different(t: Track, u: Track, max_containment: float) -> bool:
 
 
 def is_static_clutter(a: Track, b: Track, cfg: StaticClutterConfig) -> bool:
-    """Still in both clips, at the same place across the gap, and weakly detected: likely a fixed object."""
+    """Still in both clips and at the same place across the gap (at or under ``max_score``): likely a fixed object."""
     if not cfg.enabled or a.category != "person":
         return False
     return (
@@ -218,21 +218,25 @@ def _by_side_and_category(tracks: list[Track]) -> dict[tuple[str, str], list[Tra
 
 
 def matches(tracks: list[Track], cfg: ProposalConfig):
-    """Per category: (category, tracks of A, tracks of B, their distances, matched index pairs)."""
+    """Per category: (category, tracks of A, tracks of B, their distances, matched index pairs, static ones).
+    Static matches (``static_clutter``) are left out of the matched pairs when the action is 'drop'."""
     groups = _by_side_and_category(tracks)
     for category in sorted({t.category for t in tracks}):
         ta, tb = groups.get(("a", category), []), groups.get(("b", category), [])
         if ta and tb:
             dist = track_distances(ta, tb, cfg)
-            yield category, ta, tb, dist, match_tracks(dist, cfg.method)
+            matched = match_tracks(dist, cfg.method)
+            static = {(i, j) for i, j in matched if is_static_clutter(ta[i], tb[j], cfg.static_clutter)}
+            if cfg.static_clutter.action == "drop":
+                matched = [m for m in matched if m not in static]
+            yield category, ta, tb, dist, matched, static
 
 
 def propose_clip_pair(clip_pair: dict, tracks: list[Track], cfg: ProposalConfig, router: Router) -> list[dict]:
     rows: list[dict] = []
-    for _, ta, tb, dist, matched in matches(tracks, cfg):
+    for _, ta, tb, dist, matched, static in matches(tracks, cfg):
         for i, j in matched:
-            static = is_static_clutter(ta[i], tb[j], cfg.static_clutter)
-            label, by, confidence = router(clip_pair.get("video_id", ""), ta[i].category, float(dist[i, j]), static)
+            label, by, confidence = router(clip_pair.get("video_id", ""), ta[i].category, float(dist[i, j]), (i, j) in static)
             rows.append(pair_row(clip_pair, "match", label, by, confidence, dist[i, j], ta[i], tb[j]))
             if label == "identical":
                 rows += hard_negatives(clip_pair, ta, tb, dist, i, j, confidence, cfg)
@@ -281,7 +285,8 @@ def unrelated(clip_pair: dict, a_tracks: list[Track], b_tracks: list[Track], cfg
 def certain_pairs(tracks: list[Track], cfg: ProposalConfig) -> list[dict]:
     """Distances whose answer is known without a human, per clip and category: the two halves (earlier and later
     views) of one track are one individual; two tracks in view together with boxes apart are two. Also the
-    distance of every proposed match, whose mix of same and different the calibration estimates."""
+    distance of every proposed match, whose mix of same and different the calibration estimates, and of every
+    static match (``static_clutter``)."""
     rows: list[dict] = []
 
     def add(kind: str, category: str, d: float) -> None:
@@ -300,9 +305,11 @@ def certain_pairs(tracks: list[Track], cfg: ProposalConfig) -> list[dict]:
             d = track_distances(group, group, cfg)
             for x, y in apart:
                 add("negative", category, d[x, y])
-    for category, _, _, dist, matched in matches(tracks, cfg):
+    for category, _, _, dist, matched, static in matches(tracks, cfg):
         for i, j in matched:
             add("proposal", category, dist[i, j])
+        for i, j in static:  # counted for the report
+            add("static", category, dist[i, j])
     return rows
 
 

@@ -1,4 +1,4 @@
-"""Quality filter: keep complete, unobstructed, large, sharp, visually distinct instances.
+"""Quality filter: keep complete, unobstructed, large, sharp, visually distinct, confidently detected instances.
 
 Each instance gets measurements and the reasons it fails (empty when kept), so a reader can see why a
 candidate was dropped rather than lose it silently."""
@@ -88,5 +88,7 @@ def assess(frame: np.ndarray, inst: Instances, embeddings: Sequence[np.ndarray],
             r.append("blurry")
         if similar[i] > cfg.max_similarity_in_frame:
             r.append("not_distinct")
+        if inst.scores[i] < cfg.min_score_by_category.get(str(inst.categories[i]), 0.0):
+            r.append("low_score")
         reasons.append(";".join(r))
     return QualityReport(sharp, overlap, similar, reasons)
