@@ -35,6 +35,8 @@ from scipy.stats import norm
 
 from reid_ray.config import CalibrationConfig
 
+ACROSS_THE_GAP = "tracks followed across the gap"
+WITHIN_CLIPS = "within clips"
 CURVE_POINTS = 21
 EM_ITERATIONS = 500
 MIN_SD = 1e-3  # keeps a fit of identical distances finite
@@ -64,6 +66,8 @@ class CategoryCalibration:
     n_auto_accept: int = 0
     n_auto_reject: int = 0
     n_to_humans: int = 0
+    n_static: int = 0  # matches of a still 'person' at the same place (static_clutter): dropped or sent to humans
+    certain_pairs_from: str = ""  # ACROSS_THE_GAP or WITHIN_CLIPS
     curve: list[list[float]] = field(default_factory=list)  # [distance, P(same)] at CURVE_POINTS distances, run prior
 
     def prior(self, video_id: str | None = None) -> float:
@@ -200,11 +204,14 @@ def calibrate_category(
     proposals: Iterable[float],
     cfg: CalibrationConfig,
     proposal_videos: Iterable[str] | None = None,
+    n_static: int = 0,
+    certain_pairs_from: str = "",
 ) -> CategoryCalibration:
     """``proposal_videos``: the video of each proposal (None: one video)."""
     pos, neg, prop = (np.asarray(list(x), np.float64) for x in (positives, negatives, proposals))
     videos = np.asarray(list(proposal_videos) if proposal_videos is not None else [""] * len(prop), dtype=object)
-    counts = {"n_positives": len(pos), "n_negatives": len(neg), "n_proposals": len(prop)}
+    counts = {"n_positives": len(pos), "n_negatives": len(neg), "n_proposals": len(prop), "n_static": n_static,
+              "certain_pairs_from": certain_pairs_from}
     if len(pos) < cfg.min_positives or len(neg) < cfg.min_negatives:
         reason = (f"too few certain pairs to fit: {len(pos)} same-individual (need {cfg.min_positives}), "
                   f"{len(neg)} different-individual (need {cfg.min_negatives})")
@@ -233,12 +240,22 @@ def calibrate_category(
     )
 
 
+def _certain(samples: dict[str, list], cfg: CalibrationConfig) -> tuple[list[float], list[float], str]:
+    """Certain pairs across the gap (bridged tracks) where there are enough of them, else those within clips."""
+    pos, neg = samples.get("bridge_positive", []), samples.get("bridge_negative", [])
+    if len(pos) >= cfg.min_bridged and len(neg) >= cfg.min_bridged:
+        return pos, neg, ACROSS_THE_GAP
+    return samples.get("positive", []), samples.get("negative", []), WITHIN_CLIPS
+
+
 def calibrate(samples: dict[str, dict[str, list]], cfg: CalibrationConfig) -> Calibration:
-    """``samples``: category -> {"positive": [...], "negative": [...], "proposal": [...] distances, and optionally
-    "proposal_video": [...] the video of each proposal}."""
+    """``samples``: category -> {"positive", "negative", "bridge_positive", "bridge_negative", "proposal", "static":
+    distances, and optionally "proposal_video": the video of each proposal}. Certain pairs across the gap are
+    used where a category has ``min_bridged`` of each kind, else those within clips."""
     return Calibration(
         {
-            c: calibrate_category(c, s.get("positive", []), s.get("negative", []), s.get("proposal", []), cfg, s.get("proposal_video"))
+            c: calibrate_category(c, *_certain(s, cfg)[:2], s.get("proposal", []), cfg, s.get("proposal_video"),
+                                  len(s.get("static", [])), _certain(s, cfg)[2])
             for c, s in sorted(samples.items())
         },
         cfg.target_error,

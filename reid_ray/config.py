@@ -161,6 +161,12 @@ class CalibrationConfig(Strict):
     )
     min_positives: int = Field(20, ge=2, description="Certain same-individual pairs a category needs to be fitted.")
     min_negatives: int = Field(20, ge=2, description="Certain different-individual pairs a category needs to be fitted.")
+    bridge_share: float = Field(
+        0.5, ge=0, le=1, description="Share of clip pairs whose tracks are also followed across the gap: certain "
+        "pairs at the gap's own scale (reid_ray/tracking/bridge.py); costs detection over the gap.",
+    )
+    min_bridged: int = Field(20, ge=2, description="Bridged pairs of each kind needed to calibrate on them rather than "
+                             "on pairs within clips.")
     max_shift_share: float = Field(
         0.0, ge=0, le=1, description="How far (a share of the distance between the two means) the 'same' distribution "
         "may move for true matches across the gap, fitted by EM; 0: not at all (the conservative choice).",

@@ -10,11 +10,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SUBDIRS = ("clip_pairs", "candidates", "calibration", "review", "pairs", "errors")
+SUBDIRS = ("clip_pairs", "candidates", "bridges", "calibration", "review", "pairs", "errors")
 
 
 def candidates_path(out: Path, video_id: str, clip_pair_id: str, side: str) -> Path:
     return Path(out) / "candidates" / video_id / f"{clip_pair_id}__{side}.parquet"
+
+
+def bridges_path(out: Path, video_id: str, clip_pair_id: str) -> Path:
+    return Path(out) / "bridges" / video_id / f"{clip_pair_id}.parquet"
 
 
 def pairs_path(out: Path, video_id: str) -> Path:

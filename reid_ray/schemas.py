@@ -91,6 +91,16 @@ PAIR = pa.schema(
     ]
 )
 
+# A track followed across a clip pair's gap (reid_ray/tracking/bridge.py): its boxes on the sampled frames of both clips.
+BRIDGE = pa.schema(
+    [
+        ("bridge_id", pa.int64()),
+        ("side", pa.string()),
+        ("frame", pa.int64()),
+        ("bbox", BBOX),
+    ]
+)
+
 # A distance whose answer the run knows without a human (``kind`` positive / negative), or a proposed match's
 # distance (``kind`` proposal); the calibration of routing is fitted on these (``reid_ray.calibration``).
 CALIBRATION_SAMPLE = pa.schema(

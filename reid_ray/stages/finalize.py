@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from reid_ray.calibration import Calibration
 from reid_ray.config import PairsJobConfig
-from reid_ray.io import calibration_samples_path, candidates_path, clip_pairs_path, errors_path, pairs_path, read_tables, write_table_atomic
+from reid_ray.io import bridges_path, calibration_samples_path, candidates_path, clip_pairs_path, errors_path, pairs_path, read_tables, write_table_atomic
 from reid_ray.records import rle_to_mask
 from reid_ray.schemas import CALIBRATION_SAMPLE, CANDIDATE, ERROR, PAIR, error_row, table_from_rows
 from reid_ray.stages.propose import calibration_samples, propose_video
@@ -80,7 +80,9 @@ class SampleVideo:
         else:
             err_path.unlink(missing_ok=True)
         usable, candidates = usable_candidates(self.out, video_id)
-        samples = calibration_samples(usable, candidates, self.cfg.proposal)
+        bridge_files = {cp["clip_pair_id"]: bridges_path(self.out, video_id, cp["clip_pair_id"]) for cp in usable}
+        bridges = {cp: pq.read_table(path).to_pylist() for cp, path in bridge_files.items() if path.exists()}
+        samples = calibration_samples(usable, candidates, self.cfg.proposal, bridges)
         write_table_atomic(table_from_rows(samples, CALIBRATION_SAMPLE), calibration_samples_path(self.out, video_id))
         summary = {
             "video_id": video_id,
@@ -88,7 +90,7 @@ class SampleVideo:
             "n_clips_ok": int((status["status"] != "error").sum()),
             "n_clip_errors": len(failed),
             "n_candidates": candidates.num_rows,
-            "n_certain_pairs": sum(s["kind"] != "proposal" for s in samples),
+            "n_certain_pairs": sum(s["kind"] not in ("proposal", "static") for s in samples),
             "seconds_segment": float(status["seconds"].sum()),
         }
         return pd.DataFrame([summary], columns=list(SUMMARY_FIELDS))

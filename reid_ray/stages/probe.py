@@ -14,7 +14,7 @@ from reid_ray.stages.clip_pairs import ClipSelectionError, select_clip_pairs
 from reid_ray.stages.segment import clip_rows
 from reid_ray.video.decode import VideoDecodeError, local_video, probe
 
-CLIP_FIELDS = ("clip_pair_id", "side", "video_id", "uri", "license", "fps", "start_frame", "end_frame")
+CLIP_FIELDS = ("clip_pair_id", "side", "video_id", "uri", "license", "fps", "start_frame", "end_frame", "pair_b_start_frame", "pair_b_end_frame")
 
 
 def rows_of(batch: dict) -> list[dict]:

@@ -33,6 +33,7 @@ from reid_ray.models.dlib_faces import FACE_CATEGORY
 from reid_ray.models.heads import l2_normalise
 from reid_ray.records import box_iou
 from reid_ray.stages.clip_pairs import video_rng
+from reid_ray.tracking.bridge import bridged_track_pairs
 from reid_ray.tracking.distances import distance_matrix, frame_angle_distances
 
 # (video, category, distance, static clutter?) -> (label, verified_by, confidence)
@@ -282,12 +283,15 @@ def unrelated(clip_pair: dict, a_tracks: list[Track], b_tracks: list[Track], cfg
     return rows
 
 
-def certain_pairs(tracks: list[Track], cfg: ProposalConfig) -> list[dict]:
+def certain_pairs(tracks: list[Track], cfg: ProposalConfig, bridges: list[dict] | None = None) -> list[dict]:
     """Distances whose answer is known without a human, per clip and category: the two halves (earlier and later
-    views) of one track are one individual; two tracks in view together with boxes apart are two. Also the
-    distance of every proposed match, whose mix of same and different the calibration estimates, and of every
-    static match (``static_clutter``)."""
+    views) of one track are one individual; two tracks in view together with boxes apart are two. With the clip
+    pair's bridges (``reid_ray.tracking.bridge``), the same across the gap: a track followed from clip A into
+    clip B ('bridge_positive'), and its A track against the B tracks certainly someone else ('bridge_negative').
+    Also the distance of every proposed match, whose mix of same and different the calibration estimates, and of
+    every static match (``static_clutter``)."""
     rows: list[dict] = []
+    apart = cfg.calibration.duplicate_containment
 
     def add(kind: str, category: str, d: float) -> None:
         rows.append({"category": category, "kind": kind, "distance": float(d)})
@@ -299,17 +303,26 @@ def certain_pairs(tracks: list[Track], cfg: ProposalConfig) -> list[dict]:
             d = distance_matrix([*early, *late], rows=slice(0, len(early)), cols=slice(len(early), None), **cfg.distance.model_dump())
             for k in range(len(early)):
                 add("positive", category, d[k, k])
-        apart = [(x, y) for x in range(len(group)) for y in range(x + 1, len(group))
-                 if certainly_different(group[x], group[y], cfg.calibration.duplicate_containment)]
-        if apart:
+        pairs = [(x, y) for x in range(len(group)) for y in range(x + 1, len(group)) if certainly_different(group[x], group[y], apart)]
+        if pairs:
             d = track_distances(group, group, cfg)
-            for x, y in apart:
+            for x, y in pairs:
                 add("negative", category, d[x, y])
-    for category, _, _, dist, matched, static in matches(tracks, cfg):
+    for category, ta, tb, dist, matched, static in matches(tracks, cfg):
         for i, j in matched:
             add("proposal", category, dist[i, j])
         for i, j in static:  # counted for the report
             add("static", category, dist[i, j])
+        for i, j in bridged_track_pairs(bridges or [], ta, tb):
+            if is_static_clutter(ta[i], tb[j], cfg.static_clutter):
+                continue  # a still object followed across the gap says nothing about people
+            add("bridge_positive", category, dist[i, j])
+            for k in range(len(tb)):
+                if k != j and certainly_different(tb[k], tb[j], apart):
+                    add("bridge_negative", category, dist[i, k])
+            for k in range(len(ta)):
+                if k != i and certainly_different(ta[k], ta[i], apart):
+                    add("bridge_negative", category, dist[k, j])
     return rows
 
 
@@ -320,13 +333,16 @@ def tracks_by_clip_pair(candidates: pa.Table, cfg: ProposalConfig) -> dict[str, 
     return by_pair
 
 
-def calibration_samples(clip_pairs: list[dict], candidates: pa.Table, cfg: ProposalConfig) -> list[dict]:
-    """``certain_pairs`` of every clip pair of one video, each row keyed by its clip pair."""
+def calibration_samples(
+    clip_pairs: list[dict], candidates: pa.Table, cfg: ProposalConfig, bridges: dict[str, list[dict]] | None = None
+) -> list[dict]:
+    """``certain_pairs`` of every clip pair of one video, each row keyed by its clip pair. ``bridges``: clip pair
+    id -> its bridge rows, for the clip pairs that were bridged."""
     by_pair = tracks_by_clip_pair(candidates, cfg)
     return [
         {"clip_pair_id": cp["clip_pair_id"], **row}
         for cp in sorted(clip_pairs, key=lambda c: c["clip_pair_id"])
-        for row in certain_pairs(by_pair.get(cp["clip_pair_id"], []), cfg)
+        for row in certain_pairs(by_pair.get(cp["clip_pair_id"], []), cfg, (bridges or {}).get(cp["clip_pair_id"]))
     ]
 
 

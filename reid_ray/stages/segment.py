@@ -13,14 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from reid_ray.config import PairsJobConfig
-from reid_ray.io import candidates_path, write_table_atomic
+from reid_ray.io import bridges_path, candidates_path, write_table_atomic
 from reid_ray.models import registry
 from reid_ray.models.dlib_faces import attach_faces_to_people
 from reid_ray.records import Instances
-from reid_ray.schemas import CANDIDATE, table_from_rows
+from reid_ray.schemas import BRIDGE, CANDIDATE, table_from_rows
 from reid_ray.stages.clip_pairs import sample_frames
 from reid_ray.stages.quality import assess
 from reid_ray.tracking.associate import AssociationParams, link_frames, split_on_appearance
+from reid_ray.tracking.bridge import bridge_frames, find_bridges, is_bridged
 from reid_ray.video.decode import VideoDecodeError, local_video, read_frames
 
 STATUS_FIELDS = ("clip_pair_id", "side", "video_id", "uri", "status", "n_frames", "n_instances", "n_kept", "error_type", "message", "seconds")
@@ -38,6 +39,8 @@ def clip_rows(clip_pair: dict) -> list[dict]:
             "fps": clip_pair["fps"],
             "start_frame": clip_pair[f"{side}_start_frame"],
             "end_frame": clip_pair[f"{side}_end_frame"],
+            "pair_b_start_frame": clip_pair["b_start_frame"],  # side a may follow its tracks across the gap
+            "pair_b_end_frame": clip_pair["b_end_frame"],
         }
         for side in ("a", "b")
     ]
@@ -81,6 +84,9 @@ class ClipSegmentStage:
             return status
         try:
             rows, n_frames = self.candidates(clip)
+            if clip["side"] == "a" and is_bridged(clip["clip_pair_id"], self.cfg.proposal.calibration.bridge_share):
+                bridges = self.bridges(clip)  # written before the candidates, whose file marks the clip finished
+                write_table_atomic(table_from_rows(bridges, BRIDGE), bridges_path(self.out_dir, clip["video_id"], clip["clip_pair_id"]))
             write_table_atomic(table_from_rows(rows, CANDIDATE), path)
             status.update(n_frames=n_frames, n_instances=len(rows), n_kept=sum(r["keep"] for r in rows))
         except VideoDecodeError as err:
@@ -144,6 +150,18 @@ class ClipSegmentStage:
                     }
                 )
         return rows, len(frames)
+
+    def bridges(self, clip: dict) -> list[dict]:
+        """Tracks followed from clip A's start to clip B's end (``reid_ray.tracking.bridge``)."""
+        fps = float(clip["fps"])
+        step = max(1, int(round(self.cfg.sampling.track_step_s * fps)))
+        n = self.cfg.sampling.frames_per_clip
+        a_sampled = sample_frames(int(clip["start_frame"]), int(clip["end_frame"]), n)
+        b_sampled = sample_frames(int(clip["pair_b_start_frame"]), int(clip["pair_b_end_frame"]), n)
+        frames = bridge_frames(int(clip["start_frame"]), int(clip["pair_b_end_frame"]), step, a_sampled, b_sampled)
+        with local_video(clip["uri"], self.cfg.sources) as local:
+            detections = [self.detect(f) for f in read_frames(local, frames)]
+        return find_bridges(frames, [d.boxes for d in detections], [d.categories for d in detections], a_sampled, b_sampled, self.assoc)
 
     def split_thresholds(self, described: list) -> dict[float, list[str]]:
         """Appearance-split threshold -> the categories it applies to (those seen in this clip)."""
