@@ -10,7 +10,7 @@ import pytest
 from _paths import require_shared
 from reid_ray.config import load_config
 from reid_ray.calibration import calibrate
-from reid_ray.io import calibration_samples_path, candidates_path, errors_path, pairs_path
+from reid_ray.io import bridges_path, calibration_samples_path, candidates_path, errors_path, pairs_path
 from reid_ray.metrics.pairs import identity_at
 from reid_ray.stages.finalize import RouteVideo, SampleVideo
 from reid_ray.stages.probe import ProbeStage
@@ -23,7 +23,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("stages")
     video = generate(SyntheticSpec(video_id="direct", n_frames=120, n_people=3, seed=4), root)
     (root / "junk.mp4").write_text("no video")
-    cfg = load_config("configs/local.yaml", [f"models_dir={require_shared('models').resolve()}", "clip_pairs.time_gap_s=4", "clip_pairs.pairs_per_video=1", "sampling.frames_per_clip=4"])
+    cfg = load_config("configs/local.yaml", [f"models_dir={require_shared('models').resolve()}", "clip_pairs.time_gap_s=4", "clip_pairs.pairs_per_video=1", "sampling.frames_per_clip=4", "proposal.calibration.bridge_share=1"])
     return root, video, cfg.model_dump_json()
 
 
@@ -60,6 +60,10 @@ def test_probe_segment_finalize_without_ray(setup):
             if m is not None:
                 by_track.setdefault(r["track_id"], set()).add(m)
         assert sum(len(v) > 1 for v in by_track.values()) <= 1
+    bridges = pq.read_table(bridges_path(out, "direct", statuses["clip_pair_id"][0])).to_pylist()
+    for b in bridges:  # each bridge runs through a real person on both clips' sampled frames
+        assert identity_at(gt, b["frame"], b["bbox"]) is not None
+    assert all({b["side"] for b in bridges if b["bridge_id"] == k} == {"a", "b"} for k in {b["bridge_id"] for b in bridges})
     again = stage(batch([dict(zip(clips, vals)) for vals in zip(*clips.values())]))
     assert again["status"] == ["skipped", "skipped"]
 
