@@ -2,7 +2,9 @@
 bands it gives.
 
 Every run holds answers that need no human (``stages/propose.py::certain_pairs``): two halves of one unbroken
-track are one individual; two tracks in view on one frame, their boxes apart, are two. From those:
+track are one individual; two tracks in view on one frame, their boxes apart, are two; and, for the clip pairs
+whose tracks were also followed across the gap (``tracking/bridge.py``), the same at the gap's own scale, which
+the calibration prefers where a category has ``min_bridged`` of each. From those:
 
 1. The distance distributions of same and of different individuals, each a normal distribution fitted robustly
    (median, scaled median absolute deviation) to the certain pairs.
