@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from reid_ray.calibration import Calibration
+from reid_ray.viz.figures import save_figure
 
 
 def plot_calibration(samples: dict[str, dict[str, list]], calibration: Calibration, path: Path) -> Path:
@@ -45,12 +46,7 @@ def plot_calibration(samples: dict[str, dict[str, list]], calibration: Calibrati
         else:
             ax.set_title(f"{category}: not fitted, all to humans\n{cal.reason}", fontsize=8)
         ax.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _pct(x: float | None) -> str:

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reid_ray.viz.figures import save_figure
+
 
 def plot_curriculum(per_gap: dict[float, dict], path: Path) -> Path:
     import matplotlib
@@ -29,8 +31,4 @@ def plot_curriculum(per_gap: dict[float, dict], path: Path) -> Path:
     ax2.set_ylabel("pairs")
     ax2.set_title("Pairs per gap and label")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

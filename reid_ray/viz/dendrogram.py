@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from scipy.cluster.hierarchy import dendrogram, fcluster, leaves_list
 
+from reid_ray.viz.figures import save_figure
+
 BLOCKED_COLOUR = "#c8c8c8"  # merges the constraint forbids: drawn to close the tree, never identities
 ABOVE_COLOUR = "#555555"  # allowed merges above the threshold
 SINGLETON_COLOUR = "#333333"
@@ -52,12 +54,7 @@ def plot_dendrogram(
         tick.set_color(colours.get(node_cluster[leaf], SINGLETON_COLOUR))
     shown_note = f", cut to its top {max_leaves} nodes: (k) = k tracklets" if n > max_leaves else ""
     _decorate(ax, Z, threshold, top, int(flat.max()), title or f"{n} tracklets{shown_note}")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _node_clusters(Z: np.ndarray, flat: np.ndarray) -> np.ndarray:
