@@ -3,18 +3,20 @@ bands it gives.
 
 Every run holds answers that need no human (``stages/propose.py::certain_pairs``): two halves of one unbroken
 track are one individual; two tracks in view on one frame, their boxes apart, are two; and, for the clip pairs
-whose tracks were also followed across the gap (``tracking/bridge.py``), the same at the gap's own scale, which
-the calibration prefers where a category has ``min_bridged`` of each. From those:
+whose tracks were also followed across the gap (``tracking/bridge.py``), one individual at the gap's own scale.
+From those:
 
 1. The distance distributions of same and of different individuals, each a normal distribution fitted robustly
-   (median, scaled median absolute deviation) to the certain pairs.
-2. Two things the certain pairs cannot give, by EM on the proposed matches' distances (a two-component mixture
-   with those shapes; the prior part is Saerens, Latinne & Decaestecker 2002, "Adjusting the outputs of a
-   classifier to new a priori probabilities"): the share of true matches among the proposals, and, where
-   ``max_shift_share`` allows it, how much farther apart a person's two views are across the gap than within one
-   clip (a shift of the 'same' distribution). The share is fitted over the whole run, and per
-   video where a video has ``min_video_proposals`` of its own (videos differ: one where people rarely come back
-   proposes more wrong matches).
+   (median, scaled median absolute deviation) to the pairs within clips, which are plentiful. A person's two views
+   across the gap are farther apart than within a 2 s clip, so where a category has ``min_bridged`` tracks
+   followed across the gap, the 'same' distribution is moved to their median (the shift; never past the
+   'different' median).
+2. The share of true matches among the proposed matches, which no certain pair gives, by EM on the proposals'
+   distances with both distributions held fixed (Saerens, Latinne & Decaestecker 2002, "Adjusting the outputs of
+   a classifier to new a priori probabilities"): over the whole run, and per video where a video has
+   ``min_video_proposals`` of its own (videos differ: one where people rarely come back proposes more wrong
+   matches). The share is very sensitive to where the 'same' distribution sits, hence the shift is measured, not
+   fitted: fitted jointly, the two trade off and the fit drifts to 'all proposals are true'.
 3. P(same | d, video) = pi f_same(d) / (pi f_same(d) + (1 - pi) f_diff(d)), pi the video's share, held from
    rising with distance (two normals of unequal spread would let it rise again in the far tail).
 4. Auto-accept the proposals whose P(same) is at least ``accept_p``, the lowest cut whose accepted proposals'
@@ -37,8 +39,6 @@ from scipy.stats import norm
 
 from reid_ray.config import CalibrationConfig
 
-ACROSS_THE_GAP = "tracks followed across the gap"
-WITHIN_CLIPS = "within clips"
 CURVE_POINTS = 21
 EM_ITERATIONS = 500
 MIN_SD = 1e-3  # keeps a fit of identical distances finite
@@ -58,7 +58,7 @@ class CategoryCalibration:
     sd_same: float = 1.0
     mu_diff: float = 1.0
     sd_diff: float = 1.0
-    shift: float = 0.0  # how much farther true matches across the gap are than the certain same pairs (EM)
+    shift: float = 0.0  # how much farther one individual's views are across the gap than within a clip (bridges)
     prior_same: float = 0.0  # share of true matches among the run's proposals (EM)
     video_priors: dict[str, float] = field(default_factory=dict)  # the same, per video with enough proposals
     accept_p: float = 2.0  # P(same) at or above which a match is auto 'identical' (2: none)
@@ -69,7 +69,7 @@ class CategoryCalibration:
     n_auto_reject: int = 0
     n_to_humans: int = 0
     n_static: int = 0  # matches of a still 'person' at the same place (static_clutter): dropped or sent to humans
-    certain_pairs_from: str = ""  # ACROSS_THE_GAP or WITHIN_CLIPS
+    n_bridged: int = 0  # tracks followed across the gap; with min_bridged of them, their median places 'same'
     curve: list[list[float]] = field(default_factory=list)  # [distance, P(same)] at CURVE_POINTS distances, run prior
 
     def prior(self, video_id: str | None = None) -> float:
@@ -143,22 +143,6 @@ def robust_normal(x: np.ndarray) -> tuple[float, float]:
     return m, max(1.4826 * float(np.median(np.abs(x - m))), MIN_SD)
 
 
-def fit_mixture(proposals: np.ndarray, mu1: float, sd1: float, mu0: float, sd0: float, max_shift: float) -> tuple[float, float]:
-    """(share of true matches, shift of the 'same' distribution) of the proposals, by EM."""
-    prior, shift = 0.5, 0.0
-    if len(proposals) == 0:
-        return prior, shift
-    for _ in range(EM_ITERATIONS):
-        w = DistanceModel(mu1 + shift, sd1, mu0, sd0).p_same(proposals, prior)
-        new_prior = float(np.clip(w.mean(), 1e-6, 1 - 1e-6))
-        new_shift = float(np.clip((w * (proposals - mu1)).sum() / max(w.sum(), 1e-12), 0.0, max_shift))
-        done = abs(new_prior - prior) < 1e-9 and abs(new_shift - shift) < 1e-9
-        prior, shift = new_prior, new_shift
-        if done:
-            break
-    return prior, shift
-
-
 def estimate_prior(proposals: np.ndarray, model: DistanceModel, start: float) -> float:
     """Share of true matches among some proposals, the distributions held fixed (Saerens et al. 2002)."""
     prior = start
@@ -207,13 +191,15 @@ def calibrate_category(
     cfg: CalibrationConfig,
     proposal_videos: Iterable[str] | None = None,
     n_static: int = 0,
-    certain_pairs_from: str = "",
+    bridge_positives: Iterable[float] = (),
 ) -> CategoryCalibration:
-    """``proposal_videos``: the video of each proposal (None: one video)."""
+    """``proposal_videos``: the video of each proposal (None: one video); ``bridge_positives``: distances of tracks
+    followed across the gap."""
     pos, neg, prop = (np.asarray(list(x), np.float64) for x in (positives, negatives, proposals))
     videos = np.asarray(list(proposal_videos) if proposal_videos is not None else [""] * len(prop), dtype=object)
+    bridge_positives = list(bridge_positives)
     counts = {"n_positives": len(pos), "n_negatives": len(neg), "n_proposals": len(prop), "n_static": n_static,
-              "certain_pairs_from": certain_pairs_from}
+              "n_bridged": len(bridge_positives)}
     if len(pos) < cfg.min_positives or len(neg) < cfg.min_negatives:
         reason = (f"too few certain pairs to fit: {len(pos)} same-individual (need {cfg.min_positives}), "
                   f"{len(neg)} different-individual (need {cfg.min_negatives})")
@@ -223,8 +209,10 @@ def calibrate_category(
     if mu1 >= mu0:
         reason = "the certain pairs do not separate: same individuals are not closer than different ones"
         return CategoryCalibration(category, False, reason, n_to_humans=len(prop), **fit, **counts)
-    prior, shift = fit_mixture(prop, mu1, sd1, mu0, sd0, cfg.max_shift_share * (mu0 - mu1))
+    bridged = np.asarray(list(bridge_positives), np.float64)
+    shift = float(np.clip(np.median(bridged) - mu1, 0.0, mu0 - mu1)) if len(bridged) >= cfg.min_bridged else 0.0
     model = DistanceModel(mu1 + shift, sd1, mu0, sd0)
+    prior = estimate_prior(prop, model, 0.5)
     video_priors = {
         str(v): estimate_prior(prop[videos == v], model, prior)
         for v in sorted(set(videos.tolist())) if v and (videos == v).sum() >= cfg.min_video_proposals
@@ -242,22 +230,13 @@ def calibrate_category(
     )
 
 
-def _certain(samples: dict[str, list], cfg: CalibrationConfig) -> tuple[list[float], list[float], str]:
-    """Certain pairs across the gap (bridged tracks) where there are enough of them, else those within clips."""
-    pos, neg = samples.get("bridge_positive", []), samples.get("bridge_negative", [])
-    if len(pos) >= cfg.min_bridged and len(neg) >= cfg.min_bridged:
-        return pos, neg, ACROSS_THE_GAP
-    return samples.get("positive", []), samples.get("negative", []), WITHIN_CLIPS
-
-
 def calibrate(samples: dict[str, dict[str, list]], cfg: CalibrationConfig) -> Calibration:
-    """``samples``: category -> {"positive", "negative", "bridge_positive", "bridge_negative", "proposal", "static":
-    distances, and optionally "proposal_video": the video of each proposal}. Certain pairs across the gap are
-    used where a category has ``min_bridged`` of each kind, else those within clips."""
+    """``samples``: category -> {"positive", "negative", "bridge_positive", "proposal", "static":
+    distances, and optionally "proposal_video": the video of each proposal}."""
     return Calibration(
         {
-            c: calibrate_category(c, *_certain(s, cfg)[:2], s.get("proposal", []), cfg, s.get("proposal_video"),
-                                  len(s.get("static", [])), _certain(s, cfg)[2])
+            c: calibrate_category(c, s.get("positive", []), s.get("negative", []), s.get("proposal", []), cfg,
+                                  s.get("proposal_video"), len(s.get("static", [])), s.get("bridge_positive", []))
             for c, s in sorted(samples.items())
         },
         cfg.target_error,

@@ -165,11 +165,9 @@ class CalibrationConfig(Strict):
         0.5, ge=0, le=1, description="Share of clip pairs whose tracks are also followed across the gap: certain "
         "pairs at the gap's own scale (reid_ray/tracking/bridge.py); costs detection over the gap.",
     )
-    min_bridged: int = Field(20, ge=2, description="Bridged pairs of each kind needed to calibrate on them rather than "
-                             "on pairs within clips.")
-    max_shift_share: float = Field(
-        0.0, ge=0, le=1, description="How far (a share of the distance between the two means) the 'same' distribution "
-        "may move for true matches across the gap, fitted by EM; 0: not at all (the conservative choice).",
+    min_bridged: int = Field(
+        8, ge=1, description="Tracks followed across the gap needed to place the same-individual distances at the gap's "
+        "scale (their median); with fewer, the within-clip pairs are used as they are.",
     )
     min_video_proposals: int = Field(
         30, ge=1, description="A video with this many proposed matches of a category gets its own share of true matches."

@@ -1,8 +1,9 @@
 """Tracks followed across a clip pair's gap: certain same-individual pairs at the gap's own scale."""
 import numpy as np
 import pyarrow as pa
+import pytest
 
-from reid_ray.calibration import ACROSS_THE_GAP, WITHIN_CLIPS, calibrate
+from reid_ray.calibration import calibrate
 from reid_ray.config import CalibrationConfig, ProposalConfig
 from reid_ray.schemas import CANDIDATE
 from reid_ray.stages.propose import build_tracks, certain_pairs
@@ -37,7 +38,7 @@ def _cand(cp, side, track, frame, emb, bbox):
     }
 
 
-def test_a_bridge_joins_the_two_tracks_it_runs_through_and_gives_negatives_across_the_gap():
+def test_a_bridge_joins_the_two_tracks_it_runs_through():
     e = np.eye(4, dtype=np.float32)
     walker, other = _walk(list(range(60)), 10, 2), _walk(list(range(60)), 300, -1, y=150)
     rows = []
@@ -51,18 +52,20 @@ def test_a_bridge_joins_the_two_tracks_it_runs_through_and_gives_negatives_acros
     joined = bridged_track_pairs(bridge, ta, tb)
     assert [(ta[i].track_id, tb[j].track_id) for i, j in joined] == [(3, 7)]
     kinds = [r["kind"] for r in certain_pairs(tracks, ProposalConfig(), bridge)]
-    assert kinds.count("bridge_positive") == 1 and kinds.count("bridge_negative") == 2  # (3, 8) and (4, 7)
+    assert kinds.count("bridge_positive") == 1 and kinds.count("negative") == 2  # within each clip: (3, 4), (7, 8)
     assert bridged_track_pairs(bridge + [{**r, "bridge_id": 1} for r in bridge], ta, tb) == []  # two bridges, one track: ambiguous
 
 
-def test_calibration_prefers_pairs_across_the_gap_when_there_are_enough():
+def test_tracks_followed_across_the_gap_place_the_same_individual_distances():
     within = {"positive": list(np.linspace(0.05, 0.15, 30)), "negative": list(np.linspace(0.35, 0.45, 30)), "proposal": [0.1, 0.2]}
-    across = {"bridge_positive": list(np.linspace(0.1, 0.2, 30)), "bridge_negative": list(np.linspace(0.35, 0.45, 30))}
-    cfg = CalibrationConfig(min_bridged=20)
-    assert calibrate({"person": {**within, **across}}, cfg).for_category("person").certain_pairs_from == ACROSS_THE_GAP
-    few = {k: v[:10] for k, v in across.items()}
-    cal = calibrate({"person": {**within, **few}}, cfg).for_category("person")
-    assert cal.certain_pairs_from == WITHIN_CLIPS and cal.mu_same < 0.11
+    cfg = CalibrationConfig(min_bridged=8)
+    cal = calibrate({"person": {**within, "bridge_positive": list(np.linspace(0.1, 0.2, 9))}}, cfg).for_category("person")
+    assert cal.shift == pytest.approx(0.05, abs=1e-9) and cal.n_bridged == 9
+    assert cal.p_same(0.2) > calibrate({"person": within}, cfg).for_category("person").p_same(0.2)
+    few = calibrate({"person": {**within, "bridge_positive": [0.3] * 7}}, cfg).for_category("person")
+    assert few.shift == 0 and few.n_bridged == 7  # too few to place it
+    far = calibrate({"person": {**within, "bridge_positive": [0.9] * 9}}, cfg).for_category("person")
+    assert far.shift == pytest.approx(far.mu_diff - far.mu_same)  # never past the 'different' median
 
 
 def test_a_stable_share_of_clip_pairs_is_bridged():

@@ -37,14 +37,15 @@ def test_certain_pairs_fix_the_cuts():
 @pytest.mark.parametrize("gap_shift", [0.0, 0.04])
 def test_estimated_error_tracks_the_real_error(gap_shift):
     """Proposals drawn from the populations of the certain pairs, with known truth (and true matches across the gap
-    farther apart than a track's own halves, by gap_shift): the estimated share of wrong auto labels is within a
-    factor of two of the real one."""
+    farther apart than a track's own halves, by gap_shift, which tracks followed across the gap measure): the
+    estimated share of wrong auto labels is within a factor of two of the real one."""
     rng = np.random.default_rng(0)
     same = lambda n, shift=0.0: rng.normal(0.18 + shift, 0.05, n)  # noqa: E731
     diff = lambda n: rng.normal(0.36, 0.04, n)  # noqa: E731
     truth = np.concatenate([np.ones(3000, bool), np.zeros(2000, bool)])
     proposals = np.concatenate([same(3000, gap_shift), diff(2000)])
-    cal = calibrate_category("person", same(400), diff(400), proposals, CalibrationConfig(target_error=0.02, max_shift_share=1))
+    cal = calibrate_category("person", same(400), diff(400), proposals, CalibrationConfig(target_error=0.02),
+                             bridge_positives=same(400, gap_shift))  # tracks followed across the gap
     assert cal.shift == pytest.approx(gap_shift, abs=0.015) and cal.prior_same == pytest.approx(0.6, abs=0.05)
     accepted = np.array([cal.route(d) == "accept" for d in proposals])
     rejected = np.array([cal.route(d) == "reject" for d in proposals])

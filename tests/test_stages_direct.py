@@ -70,7 +70,7 @@ def test_probe_segment_finalize_without_ray(setup):
     summary = SampleVideo(cfg_json, str(out)).sample(pd.DataFrame(statuses))
     assert summary["video_id"].tolist() == ["direct"]
     samples = pq.read_table(calibration_samples_path(out, "direct")).to_pylist()
-    assert summary["n_certain_pairs"].iloc[0] == sum(s["kind"] != "proposal" for s in samples) > 0
+    assert summary["n_certain_pairs"].iloc[0] == sum(s["kind"] not in ("proposal", "static") for s in samples) > 0
     by_kind: dict[str, list] = {}
     for s in samples:
         by_kind.setdefault(s["kind"], []).append(s["distance"])

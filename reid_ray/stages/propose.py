@@ -286,8 +286,8 @@ def unrelated(clip_pair: dict, a_tracks: list[Track], b_tracks: list[Track], cfg
 def certain_pairs(tracks: list[Track], cfg: ProposalConfig, bridges: list[dict] | None = None) -> list[dict]:
     """Distances whose answer is known without a human, per clip and category: the two halves (earlier and later
     views) of one track are one individual; two tracks in view together with boxes apart are two. With the clip
-    pair's bridges (``reid_ray.tracking.bridge``), the same across the gap: a track followed from clip A into
-    clip B ('bridge_positive'), and its A track against the B tracks certainly someone else ('bridge_negative').
+    pair's bridges (``reid_ray.tracking.bridge``), one individual across the gap: the A and B tracks of a track
+    followed from clip A into clip B ('bridge_positive').
     Also the distance of every proposed match, whose mix of same and different the calibration estimates, and of
     every static match (``static_clutter``)."""
     rows: list[dict] = []
@@ -317,12 +317,6 @@ def certain_pairs(tracks: list[Track], cfg: ProposalConfig, bridges: list[dict] 
             if is_static_clutter(ta[i], tb[j], cfg.static_clutter):
                 continue  # a still object followed across the gap says nothing about people
             add("bridge_positive", category, dist[i, j])
-            for k in range(len(tb)):
-                if k != j and certainly_different(tb[k], tb[j], apart):
-                    add("bridge_negative", category, dist[i, k])
-            for k in range(len(ta)):
-                if k != i and certainly_different(ta[k], ta[i], apart):
-                    add("bridge_negative", category, dist[k, j])
     return rows
 
 

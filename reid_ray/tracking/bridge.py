@@ -6,8 +6,7 @@ the segment stage therefore detects on frames ``track_step_s`` apart over the wh
 clip B's end and links them by IoU. A bridge is a track seen on sampled frames of both clips whose box no other
 box ever touched on the way (people who cross can swap identities under IoU): its views in A and in B are one
 individual (a track whose box another overlaps at the tracker's own IoU gate on any frame may have been swapped
-with it, so it is no bridge). A bridge also gives certain negatives across the gap: its A track against every B track certainly
-someone else than its B track (in view with it, boxes apart).
+with it, so it is no bridge).
 """
 from __future__ import annotations
 
