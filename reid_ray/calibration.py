@@ -6,8 +6,9 @@ track are one individual; two tracks in view on one frame, their boxes apart, ar
 whose tracks were also followed across the gap (``tracking/bridge.py``), one individual at the gap's own scale.
 From those:
 
-1. The distance distributions of same and of different individuals, each a normal distribution fitted robustly
-   (median, scaled median absolute deviation) to the pairs within clips, which are plentiful. A person's two views
+1. The distance distributions of same and of different individuals, kernel density estimates of the pairs
+   within clips, which are plentiful. (Normal fits were tried: their thin tails hid the lookalikes in the left
+   tail of the 'different' distribution, and two synthetic lookalike pairs were auto-accepted at P(same) 0.97.) A person's two views
    across the gap are farther apart than within a 2 s clip, so where a category has ``min_bridged`` tracks
    followed across the gap, the 'same' distribution is moved to their median (the shift; never past the
    'different' median).
@@ -18,10 +19,11 @@ From those:
    matches). The share is very sensitive to where the 'same' distribution sits, hence the shift is measured, not
    fitted: fitted jointly, the two trade off and the fit drifts to 'all proposals are true'.
 3. P(same | d, video) = pi f_same(d) / (pi f_same(d) + (1 - pi) f_diff(d)), pi the video's share, held from
-   rising with distance (two normals of unequal spread would let it rise again in the far tail).
+   rising with distance.
 4. Auto-accept the proposals whose P(same) is at least ``accept_p``, the lowest cut whose accepted proposals'
    mean P(different) stays at or under ``target_error``: that mean is the estimated share of wrong labels in
-   the band. Auto-reject likewise from the other end (P(same) at most ``reject_p``), on mean P(same). The rest
+   the band. Auto-reject likewise from the other end (P(same) at most ``reject_p``), on mean P(same). No pair
+   whose own error is above ``max_error_each`` gets an auto label, however sure the rest of its band is. The rest
    go to humans.
 
 A category with too few certain pairs, or whose fit does not fall with distance, is not fitted: all its
@@ -35,13 +37,12 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.stats import norm
 
 from reid_ray.config import CalibrationConfig
 
 CURVE_POINTS = 21
 EM_ITERATIONS = 500
-MIN_SD = 1e-3  # keeps a fit of identical distances finite
+GRID = np.linspace(0.0, 1.0, 501)  # distances at which the likelihood ratio is tabulated
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,8 @@ class CategoryCalibration:
     n_positives: int = 0
     n_negatives: int = 0
     n_proposals: int = 0
-    mu_same: float = 0.0  # normal fits of the certain pairs' distances (median, scaled MAD)
-    sd_same: float = 1.0
+    mu_same: float = 0.0  # medians of the certain pairs' distances
     mu_diff: float = 1.0
-    sd_diff: float = 1.0
     shift: float = 0.0  # how much farther one individual's views are across the gap than within a clip (bridges)
     prior_same: float = 0.0  # share of true matches among the run's proposals (EM)
     video_priors: dict[str, float] = field(default_factory=dict)  # the same, per video with enough proposals
@@ -71,13 +70,14 @@ class CategoryCalibration:
     n_static: int = 0  # matches of a still 'person' at the same place (static_clutter): dropped or sent to humans
     n_bridged: int = 0  # tracks followed across the gap; with min_bridged of them, their median places 'same'
     curve: list[list[float]] = field(default_factory=list)  # [distance, P(same)] at CURVE_POINTS distances, run prior
+    log_likelihood_ratio: list[float] = field(default_factory=list)  # log f_same / f_diff at GRID
 
     def prior(self, video_id: str | None = None) -> float:
         return self.video_priors.get(video_id or "", self.prior_same)
 
     @property
     def model(self) -> "DistanceModel":
-        return DistanceModel(self.mu_same + self.shift, self.sd_same, self.mu_diff, self.sd_diff)
+        return DistanceModel(tuple(self.log_likelihood_ratio))
 
     def p_same(self, d: np.ndarray | float, video_id: str | None = None) -> np.ndarray:
         return self.model.p_same(np.asarray(d, np.float64), self.prior(video_id))
@@ -116,31 +116,31 @@ class Calibration:
 
 @dataclass(frozen=True)
 class DistanceModel:
-    """Normal distance distributions of same (mu1, sd1) and different (mu0, sd0) individuals."""
+    """log f_same(d) / f_diff(d) tabulated at ``GRID`` (linear in between): a fixed size whatever the corpus."""
 
-    mu1: float
-    sd1: float
-    mu0: float
-    sd0: float
+    log_lr: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, same: np.ndarray, different: np.ndarray, shift: float = 0.0) -> "DistanceModel":
+        """Kernel density estimates (scipy, Scott's bandwidth) of both, 'same' moved by ``shift``; then the
+        non-increasing least-squares fit to their log ratio, weighted by where the pairs lie (scikit-learn's
+        isotonic regression): a farther pair never looks more alike, and a stray pair far from the others cannot
+        bend the curve where there is no data."""
+        from scipy.stats import gaussian_kde
+        from sklearn.isotonic import IsotonicRegression
+
+        log_same, log_diff = gaussian_kde(same).logpdf(GRID - shift), gaussian_kde(different).logpdf(GRID)
+        weight = np.exp(log_same) + np.exp(log_diff) + 1e-9
+        log_lr = IsotonicRegression(increasing=False).fit(GRID, log_same - log_diff, sample_weight=weight).predict(GRID)
+        return cls(tuple(np.round(log_lr, 6).tolist()))
 
     def log_likelihood_ratio(self, d: np.ndarray) -> np.ndarray:
-        """log f_same(d) / f_diff(d), with d held where the ratio would start rising with distance."""
-        curvature = 1 / self.sd0**2 - 1 / self.sd1**2
-        if curvature != 0:
-            turn = (self.mu0 / self.sd0**2 - self.mu1 / self.sd1**2) / curvature
-            d = np.minimum(d, turn) if curvature > 0 else np.maximum(d, turn)
-        return norm.logpdf(d, self.mu1, self.sd1) - norm.logpdf(d, self.mu0, self.sd0)
+        return np.interp(d, GRID, np.asarray(self.log_lr))
 
     def p_same(self, d: np.ndarray, prior: float | np.ndarray) -> np.ndarray:
         prior = np.clip(prior, 1e-12, 1 - 1e-12)
         log_odds = self.log_likelihood_ratio(np.asarray(d, np.float64)) + np.log(prior) - np.log(1 - prior)
         return 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
-
-
-def robust_normal(x: np.ndarray) -> tuple[float, float]:
-    """(median, 1.4826 x median absolute deviation): a normal fit that a few odd pairs do not drag."""
-    m = float(np.median(x))
-    return m, max(1.4826 * float(np.median(np.abs(x - m))), MIN_SD)
 
 
 def estimate_prior(proposals: np.ndarray, model: DistanceModel, start: float) -> float:
@@ -154,16 +154,18 @@ def estimate_prior(proposals: np.ndarray, model: DistanceModel, start: float) ->
     return prior
 
 
-def choose_cuts(p: np.ndarray, target: float) -> tuple[float, float, float | None, float | None]:
+def choose_cuts(p: np.ndarray, target: float, max_error_each: float = 1.0) -> tuple[float, float, float | None, float | None]:
     """(accept_p, reject_p, estimated error of each band): the widest bands whose mean error <= target, grown from
-    the most and the least likely matches. ``p`` is P(same) of each proposal."""
+    the most and the least likely matches, and holding no match whose own error is above ``max_error_each``.
+    ``p`` is P(same) of each proposal."""
     ps = np.sort(p)[::-1]  # most likely first
     n = len(ps)
     wrong_if_accepted = np.cumsum(1 - ps) / np.arange(1, n + 1)  # mean P(diff) of the k likeliest
     wrong_if_rejected = np.cumsum(ps[::-1]) / np.arange(1, n + 1)  # mean P(same) of the k least likely
-    accept_k = _widest(wrong_if_accepted, target, ps)
-    reject_k = min(_widest(wrong_if_rejected, target, ps[::-1]), n - accept_k)  # the bands never overlap
-    reject_k = _no_tie_cut(ps[::-1], reject_k)
+    accept_k = min(_widest(wrong_if_accepted, target, ps), int((ps >= 1 - max_error_each).sum()))
+    accept_k = _no_tie_cut(ps, accept_k)
+    reject_k = min(_widest(wrong_if_rejected, target, ps[::-1]), int((ps <= max_error_each).sum()), n - accept_k)
+    reject_k = _no_tie_cut(ps[::-1], reject_k)  # the bands never overlap
     accept_p = float(ps[accept_k - 1]) if accept_k else 2.0
     reject_p = float(ps[n - reject_k]) if reject_k else -1.0
     err_accept = float(wrong_if_accepted[accept_k - 1]) if accept_k else None
@@ -204,14 +206,14 @@ def calibrate_category(
         reason = (f"too few certain pairs to fit: {len(pos)} same-individual (need {cfg.min_positives}), "
                   f"{len(neg)} different-individual (need {cfg.min_negatives})")
         return CategoryCalibration(category, False, reason, n_to_humans=len(prop), **counts)
-    (mu1, sd1), (mu0, sd0) = robust_normal(pos), robust_normal(neg)
-    fit = {"mu_same": mu1, "sd_same": sd1, "mu_diff": mu0, "sd_diff": sd0}
+    mu1, mu0 = float(np.median(pos)), float(np.median(neg))
+    fit = {"mu_same": mu1, "mu_diff": mu0}
     if mu1 >= mu0:
         reason = "the certain pairs do not separate: same individuals are not closer than different ones"
         return CategoryCalibration(category, False, reason, n_to_humans=len(prop), **fit, **counts)
     bridged = np.asarray(list(bridge_positives), np.float64)
     shift = float(np.clip(np.median(bridged) - mu1, 0.0, mu0 - mu1)) if len(bridged) >= cfg.min_bridged else 0.0
-    model = DistanceModel(mu1 + shift, sd1, mu0, sd0)
+    model = DistanceModel.fit(pos, neg, shift)
     prior = estimate_prior(prop, model, 0.5)
     video_priors = {
         str(v): estimate_prior(prop[videos == v], model, prior)
@@ -219,12 +221,12 @@ def calibrate_category(
     }
     priors = np.asarray([video_priors.get(v, prior) for v in videos], np.float64)
     p = model.p_same(prop, priors)
-    accept_p, reject_p, err_a, err_r = choose_cuts(p, cfg.target_error)
+    accept_p, reject_p, err_a, err_r = choose_cuts(p, cfg.target_error, cfg.max_error_each)
     n_acc, n_rej = int((p >= accept_p).sum()), int((p <= reject_p).sum())
     grid = np.linspace(0.0, 1.0, CURVE_POINTS)
     curve = [[round(float(g), 4), round(float(v), 6)] for g, v in zip(grid, model.p_same(grid, prior))]
     return CategoryCalibration(
-        category, True, "", shift=shift, prior_same=prior, video_priors=video_priors, **fit,
+        category, True, "", shift=shift, prior_same=prior, video_priors=video_priors, log_likelihood_ratio=list(model.log_lr), **fit,
         accept_p=accept_p, reject_p=reject_p, estimated_error_accept=err_a, estimated_error_reject=err_r,
         n_auto_accept=n_acc, n_auto_reject=n_rej, n_to_humans=len(prop) - n_acc - n_rej, curve=curve, **counts,
     )

@@ -159,6 +159,10 @@ class CalibrationConfig(Strict):
     target_error: float = Field(
         0.01, gt=0, lt=1, description="Highest estimated share of wrong labels in each auto band (accept, reject)."
     )
+    max_error_each: float = Field(
+        0.1, gt=0, le=1, description="No auto label for a pair whose own estimated error is above this, however sure "
+        "the rest of its band is (users train on auto labels unseen).",
+    )
     min_positives: int = Field(20, ge=2, description="Certain same-individual pairs a category needs to be fitted.")
     min_negatives: int = Field(20, ge=2, description="Certain different-individual pairs a category needs to be fitted.")
     bridge_share: float = Field(

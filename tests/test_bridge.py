@@ -61,7 +61,7 @@ def test_tracks_followed_across_the_gap_place_the_same_individual_distances():
     cfg = CalibrationConfig(min_bridged=8)
     cal = calibrate({"person": {**within, "bridge_positive": list(np.linspace(0.1, 0.2, 9))}}, cfg).for_category("person")
     assert cal.shift == pytest.approx(0.05, abs=1e-9) and cal.n_bridged == 9
-    assert cal.p_same(0.2) > calibrate({"person": within}, cfg).for_category("person").p_same(0.2)
+    assert cal.model.log_likelihood_ratio(0.25) > calibrate({"person": within}, cfg).for_category("person").model.log_likelihood_ratio(0.25)
     few = calibrate({"person": {**within, "bridge_positive": [0.3] * 7}}, cfg).for_category("person")
     assert few.shift == 0 and few.n_bridged == 7  # too few to place it
     far = calibrate({"person": {**within, "bridge_positive": [0.9] * 9}}, cfg).for_category("person")

@@ -153,3 +153,18 @@ def test_two_boxes_on_one_person_are_not_a_certain_negative():
     pairs = propose_video([{"clip_pair_id": "cp", "gap_s": 10.0, "license": "synthetic"}], table, cfg, _accept_everything_close())
     hard = {(p["a_track_id"], p["b_track_id"]) for p in pairs if p["kind"] == "hard_negative"}
     assert hard and not hard & {(0, 1), (1, 0)}
+
+
+def test_a_stray_negative_does_not_bend_the_curve_and_no_doubtful_pair_is_auto_labelled():
+    pos, neg = _spread(0.12, 0.22, 150), np.concatenate([[0.11], _spread(0.32, 0.47, 124)])  # one lookalike pair
+    cfg = CalibrationConfig(target_error=0.05, max_error_each=0.1)
+    cal = calibrate_category("person", pos, neg, np.concatenate([_spread(0.12, 0.22, 40), _spread(0.33, 0.46, 10)]), cfg)
+    assert cal.p_same(0.17) > 0.99 and cal.p_same(0.4) < 0.01
+    grid = np.linspace(0, 1, 200)
+    assert all(np.diff(cal.model.log_likelihood_ratio(grid)) <= 1e-9)  # never rises with distance
+    doubtful = float(grid[np.argmin(np.abs(cal.p_same(grid) - 0.6))])  # a pair that is 40 % likely someone else
+    proposals = np.concatenate([_spread(0.12, 0.22, 40), [doubtful], _spread(0.33, 0.46, 10)])
+    cal = calibrate_category("person", pos, neg, proposals, cfg)
+    assert cal.route(doubtful) == "review"  # its band's mean error would allow it; its own error does not
+    loose = calibrate_category("person", pos, neg, proposals, cfg.model_copy(update={"max_error_each": 1.0}))
+    assert loose.route(doubtful) != "review" and loose.n_to_humans == cal.n_to_humans - 1

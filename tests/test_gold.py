@@ -48,7 +48,7 @@ def test_the_committed_gold_set_is_consistent():
     manifest = GOLD / "manifest.csv"
     ids = [line.split(",")[0] for line in manifest.read_text().splitlines()[1:] if line.strip()]
     labelled = [vid for vid in ids if (GOLD / vid / "labels.json").exists()]
-    assert len(ids) == 7 and len(labelled) >= 5
+    assert len(ids) == 7 and labelled == ids
     for vid in labelled:
         df = read_mot(GOLD / vid / "gt.txt")  # fails on a malformed row or an id twice in one frame
         assert len(df) and (df.w > 0).all() and (df.h > 0).all(), vid
