@@ -122,14 +122,17 @@ class DistanceModel:
 
     @classmethod
     def fit(cls, same: np.ndarray, different: np.ndarray, shift: float = 0.0) -> "DistanceModel":
-        """Kernel density estimates (scipy, Scott's bandwidth) of both, 'same' moved by ``shift``; then the
+        """Kernel density estimates (scipy, Scott's bandwidth) of both, 'same' moved by ``shift``, inside the range
+        of the pairs; then the
         non-increasing least-squares fit to their log ratio, weighted by where the pairs lie (scikit-learn's
         isotonic regression): a farther pair never looks more alike, and a stray pair far from the others cannot
         bend the curve where there is no data."""
         from scipy.stats import gaussian_kde
         from sklearn.isotonic import IsotonicRegression
 
-        log_same, log_diff = gaussian_kde(same).logpdf(GRID - shift), gaussian_kde(different).logpdf(GRID)
+        # Beyond the pairs' range the kernels' tails say nothing about the data: hold the ratio at its edge values.
+        at = np.clip(GRID, min(same.min() + shift, different.min()), max(same.max() + shift, different.max()))
+        log_same, log_diff = gaussian_kde(same).logpdf(at - shift), gaussian_kde(different).logpdf(at)
         weight = np.exp(log_same) + np.exp(log_diff) + 1e-9
         log_lr = IsotonicRegression(increasing=False).fit(GRID, log_same - log_diff, sample_weight=weight).predict(GRID)
         return cls(tuple(np.round(log_lr, 6).tolist()))

@@ -17,7 +17,7 @@ def plot_calibration(samples: dict[str, dict[str, list]], calibration: Calibrati
     import matplotlib.pyplot as plt
 
     categories = sorted(samples) or ["(none)"]
-    fig, axes = plt.subplots(1, len(categories), figsize=(5.5 * len(categories), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(categories), figsize=(7.5 * len(categories), 4.8), squeeze=False)
     bins = np.linspace(0, 0.6, 61)
     for ax, category in zip(axes[0], categories):
         s = samples.get(category, {})
@@ -39,10 +39,11 @@ def plot_calibration(samples: dict[str, dict[str, list]], calibration: Calibrati
             for cut, colour in ((cal.accept_p, "tab:green"), (cal.reject_p, "tab:red")):
                 if 0 <= cut <= 1:
                     twin.axhline(cut, color=colour, ls="--", lw=1.2)
-            ax.set_title(f"{category}: auto same at P(same) >= {cal.accept_p:.3f} (est. error {_pct(cal.estimated_error_accept)}, "
-                         f"{cal.n_auto_accept}), auto different at <= {cal.reject_p:.3f} ({_pct(cal.estimated_error_reject)}, "
-                         f"{cal.n_auto_reject}), humans {cal.n_to_humans}\ncurve at the run's share of true matches "
-                         f"{cal.prior_same:.2f}; {len(cal.video_priors)} video(s) with their own share", fontsize=7)
+            ax.set_title(f"{category}: auto same at P(same) >= {cal.accept_p:.3f}: {cal.n_auto_accept} (est. error "
+                         f"{_pct(cal.estimated_error_accept)})\nauto different at P(same) <= {cal.reject_p:.3f}: {cal.n_auto_reject} "
+                         f"(est. error {_pct(cal.estimated_error_reject)}); to humans {cal.n_to_humans}\ncurve at the run's "
+                         f"share of true matches {cal.prior_same:.2f}; {len(cal.video_priors)} video(s) with their own; "
+                         f"'same' moved by {cal.shift:.3f} ({cal.n_bridged} tracks across the gap)", fontsize=8)
         else:
             ax.set_title(f"{category}: not fitted, all to humans\n{cal.reason}", fontsize=8)
         ax.legend(fontsize=7, loc="upper right")
