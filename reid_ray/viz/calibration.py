@@ -39,8 +39,8 @@ def plot_calibration(samples: dict[str, dict[str, list]], calibration: Calibrati
             for cut, colour in ((cal.accept_p, "tab:green"), (cal.reject_p, "tab:red")):
                 if 0 <= cut <= 1:
                     twin.axhline(cut, color=colour, ls="--", lw=1.2)
-            ax.set_title(f"{category}: auto same at P(same) >= {cal.accept_p:.3f}: {cal.n_auto_accept} (est. error "
-                         f"{_pct(cal.estimated_error_accept)})\nauto different at P(same) <= {cal.reject_p:.3f}: {cal.n_auto_reject} "
+            ax.set_title(f"{category}: auto same at P(same) >= {_cut(cal.accept_p)}: {cal.n_auto_accept} (est. error "
+                         f"{_pct(cal.estimated_error_accept)})\nauto different at P(same) <= {_cut(cal.reject_p)}: {cal.n_auto_reject} "
                          f"(est. error {_pct(cal.estimated_error_reject)}); to humans {cal.n_to_humans}\ncurve at the run's "
                          f"share of true matches {cal.prior_same:.2f}; {len(cal.video_priors)} video(s) with their own; "
                          f"'same' moved by {cal.shift:.3f} ({cal.n_bridged} tracks across the gap)", fontsize=8)
@@ -52,3 +52,7 @@ def plot_calibration(samples: dict[str, dict[str, list]], calibration: Calibrati
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f} %"
+
+
+def _cut(p: float) -> str:
+    return f"{p:.3f}" if 0 <= p <= 1 else "(none)"
