@@ -95,12 +95,16 @@ def build_tracks(candidates: pa.Table, cfg: ProposalConfig) -> list[Track]:
     return tracks
 
 
+def set_distances(rows: list[np.ndarray], cols: list[np.ndarray], cfg: ProposalConfig) -> np.ndarray:
+    """(len(rows) x len(cols)) distances between view sets (``proposal.distance``)."""
+    if not rows or not cols:
+        return np.zeros((len(rows), len(cols)))
+    return distance_matrix([*rows, *cols], rows=slice(0, len(rows)), cols=slice(len(rows), None), **cfg.distance.model_dump())
+
+
 def track_distances(ta: list[Track], tb: list[Track], cfg: ProposalConfig) -> np.ndarray:
-    """(len(ta) x len(tb)) distances between the tracks' view sets (``proposal.distance``)."""
-    if not ta or not tb:
-        return np.zeros((len(ta), len(tb)))
-    views = [t.view_embeddings for t in ta] + [t.view_embeddings for t in tb]
-    return distance_matrix(views, rows=slice(0, len(ta)), cols=slice(len(ta), None), **cfg.distance.model_dump())
+    """(len(ta) x len(tb)) distances between the tracks' view sets."""
+    return set_distances([t.view_embeddings for t in ta], [t.view_embeddings for t in tb], cfg)
 
 
 def containment(a, b) -> float:
@@ -300,7 +304,7 @@ def certain_pairs(tracks: list[Track], cfg: ProposalConfig, bridges: list[dict] 
         halves = [(t.view_embeddings[: len(t.views) // 2], t.view_embeddings[len(t.views) // 2 :]) for t in group if len(t.views) >= 2]
         if halves:
             early, late = zip(*halves)
-            d = distance_matrix([*early, *late], rows=slice(0, len(early)), cols=slice(len(early), None), **cfg.distance.model_dump())
+            d = set_distances(list(early), list(late), cfg)
             for k in range(len(early)):
                 add("positive", category, d[k, k])
         pairs = [(x, y) for x in range(len(group)) for y in range(x + 1, len(group)) if certainly_different(group[x], group[y], apart)]
