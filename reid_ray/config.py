@@ -20,7 +20,8 @@ MODELS_DIR_ENV = "REID_RAY_MODELS_DIR"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: a nan or inf would pass every bound and fail later inside actors, after the run started
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class SourcesConfig(Strict):

@@ -74,3 +74,19 @@ def test_missing_model_file_stops_before_ray_starts(tmp_path):
     )
     assert proc.returncode == 2 and "missing.onnx" in proc.stderr, proc.stderr
     assert "Started a local Ray" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("profile, override, field", [
+    ("local.yaml", "proposal.accept_threshold=nan", "proposal.accept_threshold"),  # bounded: nan used to read as "> 1"
+    ("local.yaml", "clip_pairs.clip_length_s=.inf", "clip_pairs.clip_length_s"),  # unbounded above: inf used to pass
+    ("local.yaml", "quality.min_score_by_category.person=nan", "quality.min_score_by_category.person"),
+    ("reid_local.yaml", "tracking.max_height_jump=inf", "tracking.max_height_jump"),
+    ("reid_local.yaml", "clustering.threshold=-.inf", "clustering.threshold"),
+])
+def test_nan_and_inf_are_refused_naming_the_field(profile, override, field):
+    from reid_ray.reid_config import ReidJobConfig
+
+    model = ReidJobConfig if profile.startswith("reid") else PairsJobConfig
+    with pytest.raises(ConfigError, match="finite number") as err:
+        load_config(ROOT / "configs" / profile, [override], model)
+    assert field in str(err.value)
