@@ -13,8 +13,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout or a Ray working_dir
 
 from reid_ray.config import CONFIG_ERROR_EXIT_CODE, ConfigError, load_config_or_exit  # noqa: E402
-from reid_ray.pairs_job import run_pairs_job  # noqa: E402
+from reid_ray.pairs_job import JobFailed, run_pairs_job  # noqa: E402
 from reid_ray.models.download import DownloadError  # noqa: E402
+from reid_ray.run_state import INTERRUPTED, INTERRUPTED_EXIT_CODE, check_out_dir  # noqa: E402
 from reid_ray.video.sources import SourceError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,10 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config_or_exit(args.config, overrides_from(args))
     out = Path(args.out)
     try:
+        check_out_dir(out)  # before the default input is generated into it
         run_pairs_job(cfg, args.videos or default_videos(out), out)
-    except (ConfigError, SourceError, DownloadError, FileNotFoundError) as err:
+    except (ConfigError, SourceError, DownloadError, FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return CONFIG_ERROR_EXIT_CODE
+    except JobFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
     return 0
 
 

@@ -4,7 +4,9 @@
     python jobs/reid_videos.py --videos clip.mpg --out runs/reid --set sources.default_license=CAVIAR-research
 
 ``--detections DIR`` takes persons from ``DIR/<video_id>.txt`` (MOTChallenge public detections) instead of
-the segmenter. Outputs per video under ``DIR/<video_id>/``; reruns skip finished videos.
+the segmenter. Outputs per video under ``DIR/<video_id>/`` (ids that are no plain file name: ``reid_ray.names``);
+reruns skip finished videos and refuse another configuration. Exit codes: 2 bad config or input, 1 no video
+has results (all refused or failed; the reasons are printed), 130 interrupted (rerun with the same --out).
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from reid_ray.config import CONFIG_ERROR_EXIT_CODE, ConfigError, load_config_or_exit  # noqa: E402
 from reid_ray.models.download import DownloadError  # noqa: E402
 from reid_ray.reid_config import ReidJobConfig  # noqa: E402
-from reid_ray.reid_job import run_reid_job  # noqa: E402
+from reid_ray.reid_job import NO_RESULTS_EXIT_CODE, run_reid_job  # noqa: E402
+from reid_ray.run_state import INTERRUPTED, INTERRUPTED_EXIT_CODE  # noqa: E402
 from reid_ray.video.sources import SourceError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,10 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config_or_exit(args.config, args.set, ReidJobConfig)
     try:
-        run_reid_job(cfg, args.videos, Path(args.out), args.detections)
-    except (ConfigError, SourceError, DownloadError, FileNotFoundError) as err:
+        report = run_reid_job(cfg, args.videos, Path(args.out), args.detections)
+    except (ConfigError, SourceError, DownloadError, FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return CONFIG_ERROR_EXIT_CODE
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
+    if report["failure"]:
+        print(f"error: no results: {report['failure']}", file=sys.stderr)
+        return NO_RESULTS_EXIT_CODE
     return 0
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout or a Ray working_dir
 
-from reid_ray.config import load_config_or_exit  # noqa: E402
+from reid_ray.config import CONFIG_ERROR_EXIT_CODE, ConfigError, load_config_or_exit  # noqa: E402
+from reid_ray.run_state import INTERRUPTED, INTERRUPTED_EXIT_CODE, check_out_dir  # noqa: E402
 from reid_ray.train.config import TrainConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,9 +40,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from reid_ray.train.trainer import HEAD_FILE, run_training
 
-    if not ray.is_initialized():
-        ray.init(address=cfg.ray_address, include_dashboard=False)  # None: a running cluster, else local
-    result = run_training(cfg, args.data, args.out, args.name)
+    try:
+        if "://" not in args.out:
+            check_out_dir(Path(args.out))
+        if not ray.is_initialized():
+            ray.init(address=cfg.ray_address, include_dashboard=False)  # None: a running cluster, else local
+        result = run_training(cfg, args.data, args.out, args.name)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return CONFIG_ERROR_EXIT_CODE
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
         return 1

@@ -2,7 +2,8 @@
 
 shots (TransNetV2) -> per-frame person instances (segmenter, or a public-detections file) -> tracklets within
 shots -> per-frame patch embeddings -> tracklet distances (Chamfer-p) -> clustering that never joins
-tracklets sharing a frame -> identities, written under ``<out>/<video_id>/`` with ``report.json`` last.
+tracklets sharing a frame -> identities, written under ``<out>/<safe_name(video_id)>/`` with ``report.json`` last
+(``reid_ray.names``: the id itself for plain ids; records keep the exact id).
 
 Frame-to-frame association always compares mean-pooled patch features: its similarity gate is calibrated on the
 backbone, and a trained head (``embedder.head``) is for telling people apart across tracklets, so swapping the head
@@ -26,6 +27,7 @@ from reid_ray.io import errors_path, write_json_atomic, write_table_atomic
 from reid_ray.models import registry
 from reid_ray.models.heads import MeanPoolHead
 from reid_ray.models.transnet import INPUT_HW, TransNetShotDetector
+from reid_ray.names import safe_name
 from reid_ray.records import Instances, clip_boxes
 from reid_ray.reid_config import ReidJobConfig
 from reid_ray.schemas import BBOX, ERROR, error_row, table_from_rows
@@ -58,7 +60,11 @@ TRACKLET = pa.schema(
 
 
 def video_dir(out: Path, video_id: str) -> Path:
-    return Path(out) / video_id
+    return Path(out) / safe_name(video_id)
+
+
+def video_errors_path(out: Path, video_id: str) -> Path:
+    return errors_path(out, safe_name(video_id))
 
 
 def is_finished(out: Path, video_id: str) -> bool:
@@ -111,7 +117,7 @@ class ReidVideoStage:
         if is_finished(self.out, vid):
             summary["status"] = "skipped"
             return summary
-        err_path = errors_path(self.out, vid)
+        err_path = video_errors_path(self.out, vid)
         try:
             report = self.run(video)
             err_path.unlink(missing_ok=True)  # an earlier failed attempt's record no longer holds
@@ -132,7 +138,7 @@ class ReidVideoStage:
             info = probe(local)
             given = None
             if self.detections_dir is not None:  # read before decoding: a bad file fails fast
-                given = read_public_detections(self.detections_dir / f"{vid}.txt", info.n_frames)
+                given = read_public_detections(self.detections_dir / f"{safe_name(vid)}.txt", info.n_frames)
             shots, detections, embeddings, tracklets = self.track(local, given, timings)
             embs = [np.stack([embeddings[f][i] for f, i in zip(tk.frames, tk.det_index)]) for tk in tracklets]
             t = time.perf_counter()
