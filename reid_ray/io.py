@@ -13,29 +13,56 @@ import pyarrow.parquet as pq
 SUBDIRS = ("clip_pairs", "candidates", "bridges", "calibration", "review", "pairs", "errors")
 
 
+def video_dir_name(video_id: str) -> str:
+    """A video's directory and file name: ids are free text (any length, any script, slashes)."""
+    from reid_ray.names import safe_name
+
+    return safe_name(video_id)
+
+
+def clip_pair_name(video_id: str, clip_pair_id: str) -> str:
+    """A clip pair's file name inside its video's directory: its frames, without the video id it starts with."""
+    from reid_ray.names import safe_name
+
+    prefix = f"{video_id}__"
+    return clip_pair_id[len(prefix):] if clip_pair_id.startswith(prefix) else safe_name(clip_pair_id)
+
+
 def candidates_path(out: Path, video_id: str, clip_pair_id: str, side: str) -> Path:
-    return Path(out) / "candidates" / video_id / f"{clip_pair_id}__{side}.parquet"
+    return Path(out) / "candidates" / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}__{side}.parquet"
 
 
 def bridges_path(out: Path, video_id: str, clip_pair_id: str) -> Path:
-    return Path(out) / "bridges" / video_id / f"{clip_pair_id}.parquet"
+    return Path(out) / "bridges" / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}.parquet"
 
 
 def pairs_path(out: Path, video_id: str) -> Path:
-    return Path(out) / "pairs" / f"{video_id}.parquet"
+    return Path(out) / "pairs" / f"{video_dir_name(video_id)}.parquet"
 
 
-def calibration_samples_path(out: Path, video_id: str) -> Path:
-    """A video's certain pairs and proposal distances; its presence marks the video's model work finished."""
-    return Path(out) / "calibration" / f"{video_id}.parquet"
+def calibration_samples_path(out: Path, video_id: str, clip_pair_id: str) -> Path:
+    """A clip pair's certain pairs and proposal distances; its presence marks the clip pair's model work finished."""
+    return Path(out) / "calibration" / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}.parquet"
 
 
 def clip_pairs_path(out: Path, video_id: str) -> Path:
-    return Path(out) / "clip_pairs" / f"{video_id}.parquet"
+    return Path(out) / "clip_pairs" / f"{video_dir_name(video_id)}.parquet"
 
 
 def errors_path(out: Path, name: str) -> Path:
     return Path(out) / "errors" / f"{name}.parquet"
+
+
+def video_errors_path(out: Path, stage: str, video_id: str) -> Path:
+    return Path(out) / "errors" / stage / f"{video_dir_name(video_id)}.parquet"
+
+
+def clip_pair_errors_path(out: Path, stage: str, video_id: str, clip_pair_id: str) -> Path:
+    return Path(out) / "errors" / stage / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}.parquet"
+
+
+def stage_stats_dir(out: Path, stage: str) -> Path:
+    return Path(out) / "_stats" / stage
 
 
 def _tmp_sibling(path: Path) -> Path:
@@ -59,6 +86,26 @@ def write_json_atomic(obj, path: Path) -> Path:
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
     os.replace(tmp, path)
     return path
+
+
+def parquet_batches(root: Path, columns: list[str], schema: pa.Schema, filter=None, batch_size: int = 65_536):
+    """Record batches of every Parquet file under ``root`` (recursively), a batch at a time: memory bounded by
+    a batch, not by the corpus. Hidden files (``.name.tmp`` of writes in flight) are ignored."""
+    import pyarrow.dataset as pads
+
+    root = Path(root)
+    if not root.is_dir():
+        return
+    dataset = pads.dataset(str(root), format="parquet", schema=schema, exclude_invalid_files=False, ignore_prefixes=["."])
+    yield from dataset.to_batches(columns=columns, filter=filter, batch_size=batch_size)
+
+
+def write_or_remove(rows: list[dict], schema: pa.Schema, path: Path) -> None:
+    """Error records that describe the latest attempt: written when there are some, removed when there are none."""
+    if rows:
+        write_table_atomic(pa.Table.from_pylist(rows, schema=schema), path)
+    else:
+        Path(path).unlink(missing_ok=True)
 
 
 def read_tables(paths: list[Path], schema: pa.Schema) -> pa.Table:

@@ -1,28 +1,44 @@
-"""The identity-pair mining job: sources -> probe & clip pairs -> segment (actors) -> certain pairs per video ->
-calibration over the run -> propose & route per video -> review packets -> report. Resumable: videos whose model
-work is finished (``calibration/<video_id>.parquet``) are not segmented again; routing is redone only when the
-calibration changed (a rerun of the same inputs routes nothing)."""
+"""The identity-pair mining job, streaming end to end on Ray Data:
+
+    sources -> probe & clip pairs -> decode (CPU actors) -> segment & embed (model actors) -> certain pairs per
+    clip pair -> [calibration over the run] -> propose & route per video -> review files -> report
+
+Nothing on the driver grows with the corpus: workers write every output and every completion marker, the driver
+only drains small status rows into counters and reads Parquet in batches. Resumable: a clip pair whose model work
+is finished (``calibration/<video>/<clip pair>.parquet``) is not decoded again; a failed one is tried again on the
+next run; a video is routed again only when its calibration or its finished clip pairs changed."""
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-import pyarrow.parquet as pq
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
 
 from reid_ray.calibration import Calibration, calibrate
 from reid_ray.config import ConfigError, PairsJobConfig, StageResources
-from reid_ray.io import SUBDIRS, calibration_samples_path, errors_path, pairs_path, read_tables, write_json_atomic, write_table_atomic
+from reid_ray.io import SUBDIRS, errors_path, parquet_batches, read_tables, write_json_atomic, write_or_remove
 from reid_ray.models.registry import preflight
-from reid_ray.pipeline import Stage, apply_stage, init_ray
-from reid_ray.schemas import ERROR, PAIR, table_from_rows
+from reid_ray.pipeline import Stage, apply_stage, init_ray, stage_report
+from reid_ray.schemas import CALIBRATION_SAMPLE, ERROR, PAIR
 from reid_ray.video.sources import list_sources
 
 RUN_STATE = "_run.json"
-ROUTING_STATE = "_routing.json"
+STATS_DIR = "_stats"
+MODEL_STAGES = ["probe", "decode", "segment", "sample"]
+# Certain pairs kept per category and kind for the fit: a kernel density needs thousands, not millions, and the
+# driver's memory must not grow with the corpus. Kept by a hash of the clip pair, so a rerun keeps the same ones.
+MAX_SAMPLES_PER_KIND = 200_000
+
+
+class JobFailed(RuntimeError):
+    """The run produced nothing usable; the message says why (exit code 1)."""
 
 
 def log(msg: str) -> None:
@@ -46,153 +62,202 @@ def check_run_state(out: Path, cfg: PairsJobConfig) -> dict:
     return state
 
 
+def prepare_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a directory (it is created if missing)")
+    for d in SUBDIRS:
+        (out / d).mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / STATS_DIR, ignore_errors=True)  # the stage clocks are this run's
+
+
 def run_pairs_job(cfg: PairsJobConfig, videos: str, out: Path) -> dict:
     t0 = time.perf_counter()
     out = Path(out)
-    for d in SUBDIRS:
-        (out / d).mkdir(parents=True, exist_ok=True)
+    prepare_out(out)
     state = check_run_state(out, cfg)
     sources, refused = list_sources(videos, cfg.sources)
-    if refused:
-        write_table_atomic(table_from_rows(refused, ERROR), errors_path(out, "sources"))
-    todo = [v for v in sources if not calibration_samples_path(out, v["video_id"]).exists()]
-    if todo:
-        preflight(cfg)
-    log(f"{len(sources)} usable video(s), {len(refused)} refused, {len(sources) - len(todo)} already finished, {len(todo)} to do")
-    summaries = run_ray_pipeline(cfg, todo, out) if todo else []
-    sampled = [v["video_id"] for v in sources if calibration_samples_path(out, v["video_id"]).exists()]
-    calibration = fit_calibration(cfg, out, sampled)
-    routed = route_videos(cfg, out, sampled, calibration)
+    write_or_remove(refused, ERROR, errors_path(out, "sources"))  # this run's refusals, not an earlier run's
+    if not sources:
+        raise JobFailed(f"no usable video in {videos}: {len(refused)} refused (see {errors_path(out, 'sources')})"
+                        if refused else f"no video found in {videos}")
+    log(f"{len(sources)} usable video(s), {len(refused)} refused")
+    preflight(cfg)
+    model_work = run_model_stages(cfg, sources, out)
+    calibration = fit_calibration(cfg, out)
+    routing = route_videos(cfg, out, sources, calibration)
     review = write_review(out, cfg, state["created_at"])
-    report = build_report(cfg, out, sources, refused, todo, summaries, routed, review, calibration, time.perf_counter() - t0)
+    report = build_report(cfg, out, sources, refused, model_work, routing, review, calibration, time.perf_counter() - t0)
     write_json_atomic(report, out / "report.json")
+    if report["dataset_card"]["pairs"] == 0:
+        raise JobFailed(f"no pairs: {report['errors']['total']} error record(s) under {out / 'errors'} "
+                        f"({json.dumps(report['errors']['by_stage_and_type'])}); report at {out / 'report.json'}")
     log(f"done in {report['seconds']:.1f} s: {json.dumps(report['dataset_card']['by_label'])}; report at {out / 'report.json'}")
     return report
 
 
-def run_ray_pipeline(cfg: PairsJobConfig, videos: list[dict], out: Path) -> list[dict]:
+def _videos_dataset(sources: list[dict]):
     import ray
+
+    # A block per few videos: enough blocks for every actor to have work, few enough to stay cheap.
+    return ray.data.from_items(sources, override_num_blocks=max(1, min(len(sources), 200)))
+
+
+def run_model_stages(cfg: PairsJobConfig, sources: list[dict], out: Path) -> dict:
+    """Probe, decode, segment and sample every unfinished clip pair, streaming; returns this run's counters."""
     from ray.data import DataContext
 
-    from reid_ray.stages.finalize import SampleVideo
+    from reid_ray.stages.decode import DecodeClipPairs
+    from reid_ray.stages.finalize import SampleClipPairs
     from reid_ray.stages.probe import ProbeStage
-    from reid_ray.stages.segment import ClipSegmentStage
+    from reid_ray.stages.segment import ClipPairSegmentStage
 
     init_ray(cfg.resources.ray_address, cfg.resources.num_cpus)
     DataContext.get_current().enable_progress_bars = True
     kwargs = {"cfg_json": cfg.model_dump_json(), "out_dir": str(out.resolve())}
-    ds = ray.data.from_items(videos, override_num_blocks=max(1, len(videos)))
-    ds = apply_stage(ds, Stage("probe", ProbeStage, kwargs, StageResources(num_cpus=1, max_actors=1)))
-    ds = apply_stage(ds, Stage("segment", ClipSegmentStage, kwargs, cfg.resources.segment))
-    # One small status row per clip comes back to the driver and is grouped per video here: cheaper and
-    # sturdier than a Ray shuffle (whose reduce fails on the empty blocks of videos that yield no clip).
-    by_video: dict[str, list[dict]] = {}
-    for row in ds.take_all():
-        by_video.setdefault(row["video_id"], []).append(row)
-    if not by_video:
-        return []
-    groups = [{"video_id": v, "statuses": json.dumps(rows, default=float)} for v, rows in sorted(by_video.items())]
-    ds = ray.data.from_items(groups, override_num_blocks=len(groups))
-    ds = apply_stage(ds, Stage("sample", SampleVideo, kwargs, StageResources(num_cpus=0.5, max_actors=2)))
-    summaries = ds.take_all()
-    for s in summaries:
-        log(f"video {s['video_id']}: {s['n_clips_ok']} clip(s) ok, {s['n_clip_errors']} failed, {s['n_candidates']} candidates, {s['n_certain_pairs']} certain pairs")
-    return summaries
+    r = cfg.resources
+    ds = _videos_dataset(sources)
+    ds = apply_stage(ds, Stage("probe", ProbeStage, kwargs, r.probe))
+    ds = apply_stage(ds, Stage("decode", DecodeClipPairs, kwargs, r.decode))
+    ds = apply_stage(ds, Stage("segment", ClipPairSegmentStage, kwargs, r.segment))
+    ds = apply_stage(ds, Stage("sample", SampleClipPairs, kwargs, r.sample))
+    counts: Counter = Counter()
+    t0 = time.perf_counter()
+    for batch in ds.iter_batches(batch_size=256, batch_format="numpy"):  # small status rows, counted and dropped
+        counts.update(f"clip_pairs_{s}" for s in batch["status"])
+        counts.update(f"error/{e}" for e, s in zip(batch["error_type"], batch["status"]) if s == "error")
+        counts["candidates"] += int(np.sum(batch["n_candidates"]))
+        counts["certain_pairs"] += int(np.sum(batch["n_certain_pairs"]))
+        counts["frames"] += int(np.sum(batch["n_frames"]))
+    wall = time.perf_counter() - t0
+    stages = stage_report(out, MODEL_STAGES)
+    probe = stages.get("probe", {})
+    log(f"model stages: {counts.get('clip_pairs_ok', 0)} clip pair(s) done, {counts.get('clip_pairs_error', 0)} failed, "
+        f"{counts.get('clip_pairs_skipped', 0)} already done, in {wall:.1f} s")
+    return {"wall_s": round(wall, 2), "videos_with_work": int(probe.get("videos_with_work", 0)), "counts": dict(counts), "stages": stages}
 
 
-def fit_calibration(cfg: PairsJobConfig, out: Path, video_ids: list[str]) -> Calibration:
-    """Fit P(same | distance) per category on every finished video's samples (distances only: a few floats per
-    track), and write ``calibration.json`` and its plot."""
+def fit_calibration(cfg: PairsJobConfig, out: Path) -> Calibration:
+    """Fit P(same | distance) per category on the finished clip pairs' samples, read in batches, and write
+    ``calibration.json`` and its plot."""
     from reid_ray.viz.calibration import plot_calibration
 
     samples: dict[str, dict[str, list]] = {}
-    for vid in sorted(video_ids):
-        t = pq.read_table(calibration_samples_path(out, vid), columns=["category", "kind", "distance"])
-        for category, kind, d in zip(*(t.column(c).to_pylist() for c in ("category", "kind", "distance"))):
+    kept = pads.field("distance").is_valid()
+    for batch in parquet_batches(out / "calibration", ["video_id", "clip_pair_id", "category", "kind", "distance"], CALIBRATION_SAMPLE, kept):
+        t = pa.Table.from_batches([batch])
+        for category in set(t.column("category").to_pylist()):
             mine = samples.setdefault(category, {})
-            mine.setdefault(kind, []).append(d)
-            if kind == "proposal":
-                mine.setdefault("proposal_video", []).append(vid)
+            rows = t.filter(pa.compute.equal(t.column("category"), category))
+            for kind in set(rows.column("kind").to_pylist()):
+                of_kind = rows.filter(pa.compute.equal(rows.column("kind"), kind))
+                mine.setdefault(kind, []).extend(of_kind.column("distance").to_pylist())
+                if kind == "proposal":
+                    mine.setdefault("proposal_video", []).extend(of_kind.column("video_id").to_pylist())
+    for mine in samples.values():
+        for kind in [k for k in mine if k not in ("proposal", "proposal_video")]:
+            if len(mine[kind]) > MAX_SAMPLES_PER_KIND:
+                mine[kind] = list(np.random.default_rng(0).choice(mine[kind], MAX_SAMPLES_PER_KIND, replace=False))
     calibration = calibrate(samples, cfg.proposal.calibration)
     write_json_atomic(json.loads(calibration.to_json()), out / "calibration.json")
     plot_calibration(samples, calibration, out / "calibration.png")
     return calibration
 
 
-def route_videos(cfg: PairsJobConfig, out: Path, video_ids: list[str], calibration: Calibration) -> list[dict]:
-    """Route every finished video by this calibration, unless the last routing used the same one."""
+def route_videos(cfg: PairsJobConfig, out: Path, sources: list[dict], calibration: Calibration) -> dict:
+    """Route every video whose calibration or finished clip pairs changed since it was last routed (the workers
+    check; the pairs file carries its key). Returns this run's counters."""
     from reid_ray.stages.finalize import RouteVideo
 
     key = calibration.fingerprint() if cfg.proposal.routing == "calibrated" else "thresholds"
-    state_path = out / ROUTING_STATE
-    done = json.loads(state_path.read_text()) if state_path.exists() else {}
-    if done.get("calibration") == key and all(pairs_path(out, v).exists() for v in video_ids) and set(done.get("videos", [])) == set(video_ids):
-        return []
-    if not video_ids:
-        return []
-    import ray
-
     init_ray(cfg.resources.ray_address, cfg.resources.num_cpus)
-    kwargs = {"cfg_json": cfg.model_dump_json(), "out_dir": str(out.resolve()), "calibration_json": calibration.to_json()}
-    ds = ray.data.from_items([{"video_id": v} for v in sorted(video_ids)], override_num_blocks=len(video_ids))
-    ds = apply_stage(ds, Stage("route", RouteVideo, kwargs, StageResources(num_cpus=0.5, max_actors=2)))
-    routed = sorted(ds.take_all(), key=lambda r: r["video_id"])
-    write_json_atomic({"calibration": key, "videos": sorted(video_ids)}, state_path)
-    for r in routed:
-        log(f"video {r['video_id']}: {r['n_pairs']} pairs, {r['n_review']} to review")
-    return routed
+    kwargs = {"cfg_json": cfg.model_dump_json(), "out_dir": str(out.resolve()), "calibration_json": calibration.to_json(), "routing_key": key}
+    ds = _videos_dataset([{"video_id": v["video_id"]} for v in sources])
+    ds = apply_stage(ds, Stage("route", RouteVideo, kwargs, cfg.resources.route))
+    counts: Counter = Counter()
+    for batch in ds.iter_batches(batch_size=256, batch_format="numpy"):
+        counts.update(f"videos_{s}" for s in batch["status"])
+        for field in ("n_pairs", "n_review", "n_unfinished"):
+            counts[field] += int(np.sum(batch[field]))
+    counts = dict(counts)
+    log(f"routing: {counts.get('videos_routed', 0)} video(s) routed, {counts.get('videos_up_to_date', 0)} up to date, "
+        f"{counts.get('n_pairs', 0)} pairs, {counts.get('n_review', 0)} to review")
+    if counts.get("n_unfinished"):
+        log(f"{counts['n_unfinished']} clip pair(s) have no finished model work (their error records are under "
+            f"{out / 'errors'}); a rerun with the same --out tries them again")
+    return {**counts, "stages": stage_report(out, ["route"])}
 
 
 def all_pairs(out: Path):
-    return read_tables(list((Path(out) / "pairs").glob("*.parquet")), PAIR)
+    return read_tables(sorted((Path(out) / "pairs").glob("*.parquet")), PAIR)
 
 
 def write_review(out: Path, cfg: PairsJobConfig, created_at: str) -> int:
-    from reid_ray.review.label_studio import write_review_outputs
+    from reid_ray.review.label_studio import pending_pairs, write_review_outputs
 
-    pairs = [p for p in all_pairs(out).to_pylist() if p["label"] == "pending_review"]
-    write_review_outputs(pairs, out / "review", cfg.review.project_title, created_at)
-    return len(pairs)
+    # Streamed from pairs/*.parquet a batch at a time: memory does not grow with the pairs mined.
+    written = write_review_outputs(pending_pairs(out / "pairs"), out / "review", cfg.review.project_title, created_at)
+    return written["given"]
 
 
 def gap_bucket(gap_s: float) -> str:
     return f"{gap_s:.1f}"
 
 
-def build_report(cfg, out, sources, refused, todo, summaries, routed, n_review, calibration: Calibration, seconds) -> dict:
-    pairs = all_pairs(out).to_pylist()
-    errors = read_tables(list((out / "errors").glob("*.parquet")), ERROR).to_pylist()
-    matches = [p for p in pairs if p["kind"] == "match"]
-    routed_labels = Counter(p["label"] for p in matches)
-    card = {
-        "by_label": dict(Counter(p["label"] for p in pairs)),
-        "by_category": dict(Counter(p["category"] for p in pairs)),
-        "by_gap_s": dict(Counter(gap_bucket(p["gap_s"]) for p in pairs)),
-        "by_label_and_category": dict(Counter(f"{p['label']}/{p['category']}" for p in pairs)),
-        "by_verified_by": dict(Counter(p["verified_by"] for p in pairs)),
-        "licenses": dict(Counter(p["license"] for p in pairs)),
-    }
+CARD_FIELDS = ("label", "category", "gap_s", "verified_by", "license", "kind")
+
+
+def dataset_card(out: Path) -> dict:
+    """Counts of every pair, Parquet read a batch at a time."""
+    card = {name: Counter() for name in ("by_label", "by_category", "by_gap_s", "by_label_and_category", "by_verified_by", "licenses", "matches_by_label")}
+    n = 0
+    for batch in parquet_batches(out / "pairs", list(CARD_FIELDS), PAIR):
+        cols = {f: batch.column(f).to_pylist() for f in CARD_FIELDS}
+        n += batch.num_rows
+        card["by_label"].update(cols["label"])
+        card["by_category"].update(cols["category"])
+        card["by_gap_s"].update(gap_bucket(g) for g in cols["gap_s"])
+        card["by_label_and_category"].update(f"{lab}/{cat}" for lab, cat in zip(cols["label"], cols["category"]))
+        card["by_verified_by"].update(cols["verified_by"])
+        card["licenses"].update(cols["license"])
+        card["matches_by_label"].update(lab for lab, kind in zip(cols["label"], cols["kind"]) if kind == "match")
+    return {"pairs": n, **{k: dict(v) for k, v in card.items()}}
+
+
+def error_counts(out: Path) -> dict:
+    by = Counter()
+    for batch in parquet_batches(out / "errors", ["stage", "error_type"], ERROR):
+        by.update(f"{s}/{e}" for s, e in zip(batch.column("stage").to_pylist(), batch.column("error_type").to_pylist()))
+    return {"total": sum(by.values()), "by_stage_and_type": dict(by)}
+
+
+def build_report(cfg, out, sources, refused, model_work, routing, n_review, calibration: Calibration, seconds) -> dict:
+    card = dataset_card(out)
+    matches = card.pop("matches_by_label")
+    n_matches = sum(matches.values())
+    stages = {**model_work.pop("stages"), **routing.pop("stages")}
     return {
         "job": "generate_pairs",
         "fingerprint": cfg.fingerprint(),
         "seconds": round(seconds, 2),
-        "videos": {"usable": len(sources), "refused": len(refused), "processed_this_run": len(todo), "finished": len(list((out / "pairs").glob("*.parquet")))},
-        "this_run": summaries,
-        "routed_this_run": routed,
+        "videos": {"usable": len(sources), "refused": len(refused), "processed_this_run": model_work["videos_with_work"],
+                   "finished": len(list((out / "pairs").glob("*.parquet")))},
+        "this_run": {"model_stages": model_work, "routing": routing},
+        # Per stage: rows, seconds busy in the stage's code, seconds its actors waited for input (idle_s).
+        "stages": stages,
         "routing": {
             "method": cfg.proposal.routing,
-            "proposed_matches": len(matches),
-            "auto_identical": routed_labels.get("identical", 0),
-            "auto_rejected": routed_labels.get("same_category_different_instance", 0),
-            "to_human_review": routed_labels.get("pending_review", 0),
+            "proposed_matches": n_matches,
+            "auto_identical": matches.get("identical", 0),
+            "auto_rejected": matches.get("same_category_different_instance", 0),
+            "to_human_review": matches.get("pending_review", 0),
             # Sending every proposal to humans is the baseline this routing improves on.
-            "human_reviews_saved_share": round(1 - routed_labels.get("pending_review", 0) / len(matches), 4) if matches else None,
+            "human_reviews_saved_share": round(1 - matches.get("pending_review", 0) / n_matches, 4) if n_matches else None,
             **({"accept_threshold": cfg.proposal.accept_threshold, "reject_threshold": cfg.proposal.reject_threshold}
                if cfg.proposal.routing == "thresholds" else {"target_error": cfg.proposal.calibration.target_error}),
         },
         "calibration": {c: asdict(v) for c, v in calibration.by_category.items()},
         "calibration_plot": "calibration.png",
         "review_tasks": n_review,
-        "errors": {"total": len(errors), "by_stage_and_type": dict(Counter(f"{e['stage']}/{e['error_type']}" for e in errors))},
+        "errors": error_counts(out),
         "dataset_card": card,
     }

@@ -44,3 +44,58 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
     else:
         # "local": never attach to some other cluster a `ray start` left registered on this machine.
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+
+
+class StageClock:
+    """What one actor of a stage did: rows, seconds busy in ``__call__`` and seconds alive since its models were
+    loaded, in ``<out>/_stats/<stage>/<actor>.json`` after every call (a few bytes per actor, whatever the corpus).
+    Alive minus busy is the time the actor waited for input: a model stage that waits is fed too slowly."""
+
+    def __init__(self, stage: str, out: "Path | str") -> None:
+        import os
+        import time
+        import uuid
+        from pathlib import Path
+
+        from reid_ray.io import stage_stats_dir
+
+        self.path = stage_stats_dir(Path(out), stage) / f"{os.getpid()}_{uuid.uuid4().hex[:8]}.json"
+        self.started = time.perf_counter()
+        self.stats: dict[str, float] = {"rows": 0, "busy_s": 0.0, "alive_s": 0.0}
+
+    def timed(self, rows: int):
+        import contextlib
+        import time
+
+        from reid_ray.io import write_json_atomic
+
+        @contextlib.contextmanager
+        def span():
+            t0 = time.perf_counter()
+            try:
+                yield self.stats
+            finally:
+                now = time.perf_counter()
+                self.stats["rows"] += rows
+                self.stats["busy_s"] += now - t0
+                self.stats["alive_s"] = now - self.started
+                write_json_atomic(self.stats, self.path)
+
+        return span()
+
+
+def stage_report(out: "Path | str", stages: list[str]) -> dict[str, dict]:
+    """Sum of every actor's clock per stage (this run's: the job clears ``_stats`` when it starts)."""
+    import json
+    from pathlib import Path
+
+    from reid_ray.io import stage_stats_dir
+
+    report = {}
+    for stage in stages:
+        files = sorted(stage_stats_dir(Path(out), stage).glob("*.json"))
+        clocks = [json.loads(f.read_text()) for f in files]
+        total = {k: sum(c.get(k, 0) for c in clocks) for k in {k for c in clocks for k in c}}
+        total["idle_s"] = total.get("alive_s", 0.0) - total.get("busy_s", 0.0)
+        report[stage] = {"actors": len(clocks), **{k: round(v, 2) if isinstance(v, float) else v for k, v in sorted(total.items())}}
+    return report

@@ -105,6 +105,7 @@ BRIDGE = pa.schema(
 # distance (``kind`` proposal); the calibration of routing is fitted on these (``reid_ray.calibration``).
 CALIBRATION_SAMPLE = pa.schema(
     [
+        ("video_id", pa.string()),
         ("clip_pair_id", pa.string()),
         ("category", pa.string()),
         ("kind", pa.string()),

@@ -72,11 +72,38 @@ def test_outputs_and_schema(first_run):
 
 def test_bad_inputs_become_error_records(first_run):
     out, report = first_run
-    errors = [r for p in sorted((out / "errors").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    errors = [r for p in sorted((out / "errors").rglob("*.parquet")) for r in pq.read_table(p).to_pylist()]
     by_video = {e["video_id"]: e for e in errors}
     assert {"empty", "notes", "truncated"} <= set(by_video), errors
     assert any(e["error_type"] == "license" and "proprietary" in e["message"] for e in errors)
     assert report["videos"]["finished"] == 2  # the two good videos; the broken ones never crash the job
+
+
+def test_report_gives_each_stage_rows_busy_and_idle_seconds(first_run):
+    _, report = first_run
+    stages = report["stages"]
+    assert set(stages) == {"probe", "decode", "segment", "sample", "route"}
+    assert stages["probe"]["rows"] == 5 and stages["route"]["rows"] == 5  # every usable video
+    assert stages["decode"]["rows"] == stages["segment"]["rows"] == stages["sample"]["rows"] == 6  # 2 videos x 3 clip pairs
+    for s in stages.values():
+        assert s["actors"] >= 1 and s["busy_s"] > 0 and s["idle_s"] >= 0
+    assert stages["segment"]["busy_s"] > stages["decode"]["busy_s"]  # the models, not the decoder, are the work
+
+
+def test_a_run_where_every_source_is_refused_fails_and_replaces_old_refusals(ray_local, corpus, cfg, tmp_path):
+    from reid_ray.pairs_job import JobFailed
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "secret.mp4").write_bytes((corpus[0] / "secret.mp4").read_bytes())
+    (folder / "manifest.csv").write_text("video_id,uri,license\nsecret,secret.mp4,proprietary\n")
+    out = tmp_path / "out"
+    with pytest.raises(JobFailed, match="1 refused"):
+        run_pairs_job(cfg, str(folder / "manifest.csv"), out)
+    assert pq.read_table(out / "errors" / "sources.parquet").num_rows == 1
+    (folder / "manifest.csv").write_text("video_id,uri,license\nsecret,secret.mp4,synthetic\n")  # licence fixed
+    run_pairs_job(cfg, str(folder / "manifest.csv"), out)
+    assert not (out / "errors" / "sources.parquet").exists()  # the old refusal is not kept
 
 
 def test_review_packets_for_pending_pairs(first_run):

@@ -1,5 +1,5 @@
-"""The Ray Data stages are plain callables: run probe -> segment -> sample -> route in this process, without Ray,
-on generated footage with real weights, and check them against the ground truth."""
+"""The Ray Data stages are plain callables: run probe -> decode -> segment -> sample -> route in this process,
+without Ray, on generated footage with real weights, and check them against the ground truth."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,11 +10,12 @@ import pytest
 from _paths import require_shared
 from reid_ray.config import load_config
 from reid_ray.calibration import calibrate
-from reid_ray.io import bridges_path, calibration_samples_path, candidates_path, errors_path, pairs_path
+from reid_ray.io import bridges_path, calibration_samples_path, candidates_path, clip_pair_errors_path, pairs_path, video_errors_path
 from reid_ray.metrics.pairs import identity_at
-from reid_ray.stages.finalize import RouteVideo, SampleVideo
+from reid_ray.stages.decode import DecodeClipPairs
+from reid_ray.stages.finalize import RouteVideo, SampleClipPairs
 from reid_ray.stages.probe import ProbeStage
-from reid_ray.stages.segment import STATUS_FIELDS, ClipSegmentStage
+from reid_ray.stages.segment import SEGMENTED_FIELDS, ClipPairSegmentStage
 from reid_ray.video.synthetic import SyntheticSpec, generate
 
 
@@ -31,27 +32,34 @@ def batch(rows: list[dict]) -> dict:
     return {k: np.array([r[k] for r in rows], dtype=object) for k in rows[0]}
 
 
-def test_probe_segment_finalize_without_ray(setup):
+def rows(columns: dict) -> list[dict]:
+    return [dict(zip(columns, vals)) for vals in zip(*columns.values())]
+
+
+def test_probe_decode_segment_sample_route_without_ray(setup):
     root, video, cfg_json = setup
     out = root / "out"
     videos = [
         {"video_id": "direct", "uri": str(video.video_path), "license": "synthetic", "metadata": "{}"},
         {"video_id": "junk", "uri": str(root / "junk.mp4"), "license": "synthetic", "metadata": "{}"},
     ]
-    clips = ProbeStage(cfg_json, str(out))(batch(videos))
-    assert set(clips["video_id"]) == {"direct"} and sorted(clips["side"]) == ["a", "b"]
-    err = pq.read_table(errors_path(out, "probe__junk")).to_pylist()[0]
+    clip_pairs = ProbeStage(cfg_json, str(out))(batch(videos))
+    assert clip_pairs["video_id"] == ["direct"]
+    err = pq.read_table(video_errors_path(out, "probe", "junk")).to_pylist()[0]
     assert err["error_type"] == "decode" and err["video_id"] == "junk"
 
-    stage = ClipSegmentStage(cfg_json, str(out))
-    statuses = stage(batch([dict(zip(clips, vals)) for vals in zip(*clips.values())]))
-    assert set(statuses) == set(STATUS_FIELDS) and statuses["status"] == ["ok", "ok"]
+    decoded = DecodeClipPairs(cfg_json, str(out))(batch(rows(clip_pairs)))
+    assert decoded["error_type"] == [""] and decoded["frame_height"][0] <= 960
+    stage = ClipPairSegmentStage(cfg_json, str(out))
+    statuses = stage(batch(rows(decoded)))
+    assert set(statuses) == set(SEGMENTED_FIELDS) and statuses["status"] == ["ok"]
     gt = video.ground_truth
-    for cp, side in zip(statuses["clip_pair_id"], statuses["side"]):
-        rows = pq.read_table(candidates_path(out, "direct", cp, side)).to_pylist()
-        people = [r for r in rows if r["category"] == "person" and r["keep"]]
+    cp = statuses["clip_pair_id"][0]
+    for side in "ab":
+        cands = pq.read_table(candidates_path(out, "direct", cp, side)).to_pylist()
+        people = [r for r in cands if r["category"] == "person" and r["keep"]]
         assert people and all(len(r["embedding"]) == 512 for r in people)  # people: OSNet (embedder.by_category)
-        assert all(len(r["embedding"]) == 120 for r in rows if r["category"] != "person")  # the rest: EfficientNet
+        assert all(len(r["embedding"]) == 120 for r in cands if r["category"] != "person")  # the rest: EfficientNet
         matched = [identity_at(gt, r["frame"], r["bbox"]) for r in people]
         assert sum(m is not None for m in matched) / len(matched) >= 0.8  # kept candidates are real people
         # one track never holds two identities on kept views
@@ -60,24 +68,65 @@ def test_probe_segment_finalize_without_ray(setup):
             if m is not None:
                 by_track.setdefault(r["track_id"], set()).add(m)
         assert sum(len(v) > 1 for v in by_track.values()) <= 1
-    bridges = pq.read_table(bridges_path(out, "direct", statuses["clip_pair_id"][0])).to_pylist()
+    bridges = pq.read_table(bridges_path(out, "direct", cp)).to_pylist()
     for b in bridges:  # each bridge runs through a real person on both clips' sampled frames
         assert identity_at(gt, b["frame"], b["bbox"]) is not None
     assert all({b["side"] for b in bridges if b["bridge_id"] == k} == {"a", "b"} for k in {b["bridge_id"] for b in bridges})
-    again = stage(batch([dict(zip(clips, vals)) for vals in zip(*clips.values())]))
-    assert again["status"] == ["skipped", "skipped"]
+    assert stage(batch(rows(decoded)))["status"] == ["skipped"]
 
-    summary = SampleVideo(cfg_json, str(out)).sample(pd.DataFrame(statuses))
-    assert summary["video_id"].tolist() == ["direct"]
-    samples = pq.read_table(calibration_samples_path(out, "direct")).to_pylist()
-    assert summary["n_certain_pairs"].iloc[0] == sum(s["kind"] not in ("proposal", "static") for s in samples) > 0
+    sampled = SampleClipPairs(cfg_json, str(out))(batch(rows(statuses)))
+    assert sampled["status"] == ["ok"]
+    samples = pq.read_table(calibration_samples_path(out, "direct", cp)).to_pylist()
+    assert sampled["n_certain_pairs"][0] == sum(s["kind"] not in ("proposal", "static") for s in samples) > 0
+    assert ProbeStage(cfg_json, str(out))(batch(videos[:1]))["clip_pair_id"] == []  # finished: not done again
     by_kind: dict[str, list] = {}
     for s in samples:
         by_kind.setdefault(s["kind"], []).append(s["distance"])
     calibration = calibrate({"person": by_kind}, stage.cfg.proposal.calibration)
-    routed = RouteVideo(cfg_json, str(out), calibration.to_json()).route("direct")
+    route = RouteVideo(cfg_json, str(out), calibration.to_json(), calibration.fingerprint())
+    routed = route.route("direct")
     pairs = pq.read_table(pairs_path(out, "direct")).to_pylist()
+    assert routed["status"] == "routed" and routed["n_unfinished"] == 0
     assert len(pairs) == routed["n_pairs"] and sum(p["kind"] == "match" for p in pairs) == len(by_kind.get("proposal", []))
+    assert route.route("direct")["status"] == "up_to_date"
+    assert route.route("junk")["status"] == "not_probed"
+
+
+def test_a_missing_candidate_file_is_an_error_record_not_a_skip(setup):
+    """On a cluster without shared storage a node cannot see another's files: that must be loud."""
+    root, video, cfg_json = setup
+    out = root / "out_missing"
+    clip_pairs = ProbeStage(cfg_json, str(out))(batch([{"video_id": "direct", "uri": str(video.video_path), "license": "synthetic", "metadata": "{}"}]))
+    statuses = ClipPairSegmentStage(cfg_json, str(out))(batch(rows(DecodeClipPairs(cfg_json, str(out))(batch(rows(clip_pairs))))))
+    cp = statuses["clip_pair_id"][0]
+    candidates_path(out, "direct", cp, "b").unlink()
+    sampled = SampleClipPairs(cfg_json, str(out))(batch(rows(statuses)))
+    assert sampled["status"] == ["error"] and sampled["error_type"] == ["MissingOutputError"]
+    err = pq.read_table(clip_pair_errors_path(out, "sample", "direct", cp)).to_pylist()[0]
+    assert "missing" in err["message"] and "shared filesystem or s3://" in err["message"]
+    assert not calibration_samples_path(out, "direct", cp).exists()  # not finished: the next run does it again
+
+
+def test_a_clip_pair_whose_video_became_unreadable_is_recorded_and_retried(setup, tmp_path):
+    root, video, cfg_json = setup
+    out = tmp_path / "out"
+    moved = tmp_path / "direct.mp4"
+    moved.write_bytes(video.video_path.read_bytes())
+    source = {"video_id": "direct", "uri": str(moved), "license": "synthetic", "metadata": "{}"}
+    clip_pairs = ProbeStage(cfg_json, str(out))(batch([source]))
+    moved.rename(tmp_path / "away.mp4")  # briefly unreadable between probe and decode
+    decoded = DecodeClipPairs(cfg_json, str(out))(batch(rows(clip_pairs)))
+    assert decoded["error_type"][0] != ""
+    statuses = ClipPairSegmentStage(cfg_json, str(out))(batch(rows(decoded)))
+    assert statuses["status"] == ["error"]
+    assert pq.read_table(clip_pair_errors_path(out, "segment", "direct", statuses["clip_pair_id"][0])).num_rows == 1
+    assert SampleClipPairs(cfg_json, str(out))(batch(rows(statuses)))["status"] == ["error"]
+    (tmp_path / "away.mp4").rename(moved)
+    again = ProbeStage(cfg_json, str(out))(batch([source]))
+    assert again["clip_pair_id"] == clip_pairs["clip_pair_id"]  # not finished: offered again
+    statuses = ClipPairSegmentStage(cfg_json, str(out))(batch(rows(DecodeClipPairs(cfg_json, str(out))(batch(rows(again))))))
+    assert statuses["status"] == ["ok"]
+    assert not clip_pair_errors_path(out, "segment", "direct", statuses["clip_pair_id"][0]).exists()  # stale record gone
 
 
 def test_segment_stage_uses_a_trained_head_checkpoint(setup, tmp_path):
@@ -89,6 +138,7 @@ def test_segment_stage_uses_a_trained_head_checkpoint(setup, tmp_path):
 
     from reid_ray.models.set_heads import build_head, save_head
     from reid_ray.stages.clip_pairs import select_clip_pairs
+    from reid_ray.stages.decode import unpack_frames
     from reid_ray.stages.segment import clip_rows
 
     root, video, cfg_json = setup
@@ -97,8 +147,9 @@ def test_segment_stage_uses_a_trained_head_checkpoint(setup, tmp_path):
     ckpt = save_head(tmp_path / "head.pt", build_head(spec), spec)
     cfg = json.loads(cfg_json)
     cfg["embedder"]["by_category"]["person"]["head"] = str(ckpt)
-    stage = ClipSegmentStage(json.dumps(cfg), str(tmp_path / "out"))
-    clip = clip_rows(select_clip_pairs({"video_id": "direct", "uri": str(video.video_path), "license": "synthetic"}, 10.0, 120, stage.cfg.clip_pairs)[0])[0]
-    rows, _ = stage.candidates(clip)
+    stage = ClipPairSegmentStage(json.dumps(cfg), str(tmp_path / "out"))
+    clip_pair = select_clip_pairs({"video_id": "direct", "uri": str(video.video_path), "license": "synthetic"}, 10.0, 120, stage.cfg.clip_pairs)[0]
+    decoded = DecodeClipPairs(json.dumps(cfg), str(tmp_path / "out")).decode(clip_pair)
+    rows, _ = stage.candidates(clip_rows(clip_pair)[0], unpack_frames(decoded), float(decoded["scale"]))
     emb = np.array([r["embedding"] for r in rows if r["category"] == "person"])
     assert emb.shape[1] == 32 and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)

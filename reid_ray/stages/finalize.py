@@ -1,29 +1,43 @@
-"""Stage 4, per video, in two steps around the run-wide calibration (``reid_ray.calibration``):
+"""Stages 3 and 4, around the run-wide calibration (``reid_ray.calibration``):
 
-1. ``SampleVideo``: record the clips that failed and the video's certain pairs and proposal distances
-   (``calibration/<video_id>.parquet``, written last: its presence marks the video's model work finished).
-2. ``RouteVideo``: once the calibration is fitted on every video's samples, propose and route the video's pairs,
-   render the review packets of the pairs routed to humans, and write ``pairs/<video_id>.parquet``.
+3. ``SampleClipPairs``, per clip pair as soon as the segment stage has written its two clips: the clip pair's
+   certain pairs and proposal distances (``calibration/<video>/<clip pair>.parquet``, written last: its presence
+   marks the clip pair's model work finished).
+4. ``RouteVideo``, per video once the calibration is fitted on every clip pair's samples: propose and route the
+   video's pairs, render the review packets of the pairs routed to humans, and write ``pairs/<video>.parquet``.
+   The file carries the key of what it was routed from (calibration and finished clip pairs): a rerun routes a
+   video again only when that changed.
 """
 from __future__ import annotations
 
-import json
+import hashlib
+import time
+import traceback
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reid_ray.calibration import Calibration
 from reid_ray.config import PairsJobConfig
-from reid_ray.io import bridges_path, calibration_samples_path, candidates_path, clip_pairs_path, errors_path, pairs_path, read_tables, write_table_atomic
+from reid_ray.io import (
+    bridges_path, calibration_samples_path, candidates_path, clip_pair_errors_path, clip_pairs_path, pairs_path,
+    read_tables, video_errors_path, write_or_remove, write_table_atomic,
+)
+from reid_ray.pipeline import StageClock
 from reid_ray.records import rle_to_mask
 from reid_ray.schemas import CALIBRATION_SAMPLE, CANDIDATE, ERROR, PAIR, error_row, table_from_rows
+from reid_ray.stages.probe import rows_of
 from reid_ray.stages.propose import calibration_samples, propose_video
 from reid_ray.video.decode import local_video, read_frames
 
-SUMMARY_FIELDS = ("video_id", "n_clip_pairs", "n_clips_ok", "n_clip_errors", "n_candidates", "n_certain_pairs", "seconds_segment")
-ROUTE_FIELDS = ("video_id", "n_pairs", "n_review")
+SAMPLED_FIELDS = ("video_id", "clip_pair_id", "status", "error_type", "n_frames", "n_candidates", "n_certain_pairs")
+ROUTE_FIELDS = ("video_id", "status", "n_clip_pairs", "n_unfinished", "n_pairs", "n_review")
+ROUTE_KEY = b"reid_ray.route_key"
+
+
+class MissingOutputError(RuntimeError):
+    """A file an earlier stage reported written is not there (on a cluster: written to another node's disk)."""
 
 
 def render_review_packets(pairs: list[dict], candidates: dict[str, dict], uri: str, cfg: PairsJobConfig, review_dir: Path) -> None:
@@ -39,80 +53,123 @@ def render_review_packets(pairs: list[dict], candidates: dict[str, dict], uri: s
     # Only a real segmenter's masks are worth drawing; a box-only detector's core mask would mislead.
     real_masks = cfg.segmenter.backend == "sam3"
     for p in pending:
-        masks = (_mask(candidates[p["a_candidate_id"]]), _mask(candidates[p["b_candidate_id"]])) if real_masks else (None, None)
-        render_pair_row(p, frames[p["a_frame"]], frames[p["b_frame"]], review_dir, config=cfg.review, mask_a=masks[0], mask_b=masks[1])
+        fa, fb = frames[p["a_frame"]], frames[p["b_frame"]]
+        masks = (_mask(candidates[p["a_candidate_id"]], fa.shape[:2]), _mask(candidates[p["b_candidate_id"]], fb.shape[:2])) if real_masks else (None, None)
+        render_pair_row(p, fa, fb, review_dir, config=cfg.review, mask_a=masks[0], mask_b=masks[1])
 
 
-def _mask(c: dict):
-    return rle_to_mask({"size": [c["mask_height"], c["mask_width"]], "counts": c["mask_rle"]})
+def _mask(c: dict, frame_shape: tuple[int, int]):
+    """The candidate's mask at the source frame's size (masks are kept at model size)."""
+    import cv2
+    import numpy as np
+
+    mask = rle_to_mask({"size": [c["mask_height"], c["mask_width"]], "counts": c["mask_rle"]})
+    if mask.shape[:2] == tuple(frame_shape):
+        return mask
+    return cv2.resize(mask.astype(np.uint8), (frame_shape[1], frame_shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
-def usable_candidates(out: Path, video_id: str) -> tuple[list[dict], pa.Table]:
-    """The video's clip pairs whose two clips were segmented, and their candidates."""
-    clip_pairs = pq.read_table(clip_pairs_path(out, video_id)).to_pylist()
-    usable = [cp for cp in clip_pairs if all(candidates_path(out, video_id, cp["clip_pair_id"], s).exists() for s in "ab")]
-    paths = [candidates_path(out, video_id, cp["clip_pair_id"], s) for cp in usable for s in "ab"]
-    return usable, read_tables(paths, CANDIDATE)
+def read_candidates(out: Path, video_id: str, clip_pair_ids: list[str]) -> pa.Table:
+    """The candidates of these finished clip pairs; a missing file is an error, never a silent skip."""
+    paths = [candidates_path(out, video_id, cp, side) for cp in clip_pair_ids for side in "ab"]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise MissingOutputError(
+            f"{len(missing)} candidate file(s) of finished clip pairs are missing, e.g. {missing[0]}: "
+            "--out must be storage every node of the cluster can read (a shared filesystem or s3://)"
+        )
+    return read_tables(paths, CANDIDATE)
 
 
-class SampleVideo:
-    """``map_batches`` callable: one row per video holding the segment stage's status rows as JSON."""
+class SampleClipPairs:
+    """``map_batches`` callable (CPU actors): the segment stage's status rows in, one status row per clip pair out."""
 
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
         self.out = Path(out_dir)
+        self.clock = StageClock("sample", out_dir)
 
     def __call__(self, batch: dict) -> dict[str, list]:
-        frames = [self.sample(pd.DataFrame(json.loads(s))) for s in batch["statuses"]]
-        summary = pd.concat(frames, ignore_index=True)
-        return {k: summary[k].tolist() for k in SUMMARY_FIELDS}
+        rows = rows_of(batch)
+        with self.clock.timed(len(rows)):
+            out = [self.sample(r) for r in rows]
+        return {k: [o[k] for o in out] for k in SAMPLED_FIELDS}
 
-    def sample(self, status: pd.DataFrame) -> pd.DataFrame:
-        video_id = str(status["video_id"].iloc[0])
-        failed = status[status["status"] == "error"]
-        err_rows = [
-            error_row("segment", r.message, video_id=video_id, uri=r.uri, item_id=f"{r.clip_pair_id}__{r.side}", error_type=r.error_type)
-            for r in failed.itertuples()
-        ]
-        err_path = errors_path(self.out, f"segment__{video_id}")
-        if err_rows:
-            write_table_atomic(table_from_rows(err_rows, ERROR), err_path)
-        else:
-            err_path.unlink(missing_ok=True)
-        usable, candidates = usable_candidates(self.out, video_id)
-        bridge_files = {cp["clip_pair_id"]: bridges_path(self.out, video_id, cp["clip_pair_id"]) for cp in usable}
-        bridges = {cp: pq.read_table(path).to_pylist() for cp, path in bridge_files.items() if path.exists()}
-        samples = calibration_samples(usable, candidates, self.cfg.proposal, bridges)
-        write_table_atomic(table_from_rows(samples, CALIBRATION_SAMPLE), calibration_samples_path(self.out, video_id))
-        summary = {
-            "video_id": video_id,
-            "n_clip_pairs": int(status["clip_pair_id"].nunique()),
-            "n_clips_ok": int((status["status"] != "error").sum()),
-            "n_clip_errors": len(failed),
-            "n_candidates": candidates.num_rows,
-            "n_certain_pairs": sum(s["kind"] not in ("proposal", "static") for s in samples),
-            "seconds_segment": float(status["seconds"].sum()),
-        }
-        return pd.DataFrame([summary], columns=list(SUMMARY_FIELDS))
+    def sample(self, row: dict) -> dict:
+        video_id, cp_id = row["video_id"], row["clip_pair_id"]
+        status = {"video_id": video_id, "clip_pair_id": cp_id, "status": row["status"], "error_type": row["error_type"],
+                  "n_frames": int(row["n_frames"]), "n_candidates": 0, "n_certain_pairs": 0}
+        if row["status"] == "error":  # recorded by the segment stage; the next run tries it again
+            return status
+        err_path = clip_pair_errors_path(self.out, "sample", video_id, cp_id)
+        try:
+            candidates = read_candidates(self.out, video_id, [cp_id])
+            bridge_file = bridges_path(self.out, video_id, cp_id)
+            bridges = {cp_id: pq.read_table(bridge_file).to_pylist()} if bridge_file.exists() else {}
+            samples = [{"video_id": video_id, **s} for s in calibration_samples([row], candidates, self.cfg.proposal, bridges)]
+            write_or_remove([], ERROR, err_path)
+            write_table_atomic(table_from_rows(samples, CALIBRATION_SAMPLE), calibration_samples_path(self.out, video_id, cp_id))
+        except Exception as err:
+            message = str(err) if isinstance(err, MissingOutputError) else f"{err}\n{traceback.format_exc(limit=3)}"
+            write_or_remove([error_row("sample", message, video_id=video_id, uri=row["uri"], item_id=cp_id, error_type=type(err).__name__)], ERROR, err_path)
+            return {**status, "status": "error", "error_type": type(err).__name__}
+        status.update(n_candidates=candidates.num_rows, n_certain_pairs=sum(s["kind"] not in ("proposal", "static") for s in samples))
+        return status
+
+
+def route_key(routing_key: str, finished: list[str]) -> str:
+    return hashlib.sha256("\n".join([routing_key, *sorted(finished)]).encode()).hexdigest()[:16]
+
+
+def stored_route_key(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    meta = pq.read_schema(path).metadata or {}
+    return meta.get(ROUTE_KEY, b"").decode() or None
 
 
 class RouteVideo:
     """``map_batches`` callable: one row per video id; routes by the run's calibration."""
 
-    def __init__(self, cfg_json: str, out_dir: str, calibration_json: str) -> None:
+    def __init__(self, cfg_json: str, out_dir: str, calibration_json: str, routing_key: str) -> None:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
         self.out = Path(out_dir)
         self.calibration = Calibration.from_json(calibration_json)
+        self.routing_key = routing_key
+        self.clock = StageClock("route", out_dir)
 
     def __call__(self, batch: dict) -> dict[str, list]:
-        rows = [self.route(str(v)) for v in batch["video_id"]]
+        ids = [str(v) for v in batch["video_id"]]
+        with self.clock.timed(len(ids)):
+            rows = [self.route(v) for v in ids]
         return {k: [r[k] for r in rows] for k in ROUTE_FIELDS}
 
     def route(self, video_id: str) -> dict:
-        usable, candidates = usable_candidates(self.out, video_id)
-        pairs = propose_video(usable, candidates, self.cfg.proposal, self.calibration)
-        if any(p["label"] == "pending_review" for p in pairs):
-            by_id = {c["candidate_id"]: c for c in candidates.select([n for n in CANDIDATE.names if n != "embedding"]).to_pylist()}
-            render_review_packets(pairs, by_id, usable[0]["uri"], self.cfg, self.out / "review")
-        write_table_atomic(table_from_rows(pairs, PAIR), pairs_path(self.out, video_id))
-        return {"video_id": video_id, "n_pairs": len(pairs), "n_review": sum(p["label"] == "pending_review" for p in pairs)}
+        status = {"video_id": video_id, "status": "routed", "n_clip_pairs": 0, "n_unfinished": 0, "n_pairs": 0, "n_review": 0}
+        cp_file = clip_pairs_path(self.out, video_id)
+        if not cp_file.exists():  # never probed successfully: the probe's error record says why
+            return {**status, "status": "not_probed"}
+        clip_pairs = pq.read_table(cp_file).to_pylist()
+        finished = [cp for cp in clip_pairs if calibration_samples_path(self.out, video_id, cp["clip_pair_id"]).exists()]
+        status.update(n_clip_pairs=len(clip_pairs), n_unfinished=len(clip_pairs) - len(finished))
+        if not finished:
+            return {**status, "status": "nothing_finished"}
+        path = pairs_path(self.out, video_id)
+        key = route_key(self.routing_key, [cp["clip_pair_id"] for cp in finished])
+        err_path = video_errors_path(self.out, "route", video_id)
+        if stored_route_key(path) == key:
+            return {**status, "status": "up_to_date"}
+        try:
+            candidates = read_candidates(self.out, video_id, [cp["clip_pair_id"] for cp in finished])
+            pairs = propose_video(finished, candidates, self.cfg.proposal, self.calibration)
+            if any(p["label"] == "pending_review" for p in pairs):
+                by_id = {c["candidate_id"]: c for c in candidates.select([n for n in CANDIDATE.names if n != "embedding"]).to_pylist()}
+                render_review_packets(pairs, by_id, finished[0]["uri"], self.cfg, self.out / "review")
+            table = table_from_rows(pairs, PAIR)
+            write_table_atomic(table.replace_schema_metadata({ROUTE_KEY: key.encode()}), path)
+        except Exception as err:  # one video's failure is its error record; the rest of the corpus goes on
+            message = str(err) if isinstance(err, MissingOutputError) else f"{err}\n{traceback.format_exc(limit=3)}"
+            write_or_remove([error_row("route", message, video_id=video_id, item_id=video_id, error_type=type(err).__name__)], ERROR, err_path)
+            return {**status, "status": "error"}
+        write_or_remove([], ERROR, err_path)
+        return {**status, "n_pairs": len(pairs), "n_review": sum(p["label"] == "pending_review" for p in pairs)}

@@ -1,6 +1,10 @@
-"""Stage 2: one clip per row. Decode the sampled frames inside the actor, segment candidates per category,
-find faces with 5 keypoints, embed the patches inside each mask, assess quality, link instances into
-tracks within the clip, and write the clip's candidates (Parquet) under ``candidates/``.
+"""Stage 2 (the model stage): one clip pair per row, its frames decoded by ``stages/decode.py``. For each clip,
+segment candidates per category, find faces with 5 keypoints, embed the patches inside each mask, assess
+quality, link instances into tracks within the clip, and write the clip's candidates (Parquet) under
+``candidates/``; for a bridged clip pair, follow tracks across the gap (``bridges/``).
+
+The models see frames at most ``sampling.max_side_px`` on a side (pixel thresholds of the quality checks apply
+there); records hold boxes and keypoints in source pixels, masks at model size.
 
 A plain callable: Ray Data runs it as an actor pool (``compute=ActorPoolStrategy``); a test calls it directly.
 """
@@ -13,22 +17,25 @@ from pathlib import Path
 import numpy as np
 
 from reid_ray.config import PairsJobConfig
-from reid_ray.io import bridges_path, candidates_path, write_table_atomic
+from reid_ray.io import bridges_path, candidates_path, clip_pair_errors_path, write_or_remove, write_table_atomic
 from reid_ray.models import registry
 from reid_ray.models.dlib_faces import attach_faces_to_people
+from reid_ray.pipeline import StageClock
 from reid_ray.records import Instances
-from reid_ray.schemas import BRIDGE, CANDIDATE, table_from_rows
+from reid_ray.schemas import BRIDGE, CANDIDATE, ERROR, error_row, table_from_rows
 from reid_ray.stages.clip_pairs import sample_frames
+from reid_ray.stages.decode import frames_to_decode, unpack_frames
+from reid_ray.stages.probe import CLIP_PAIR_FIELDS, rows_of
 from reid_ray.stages.quality import assess
 from reid_ray.tracking.associate import AssociationParams, link_frames, split_on_appearance
-from reid_ray.tracking.bridge import bridge_frames, find_bridges, is_bridged
-from reid_ray.video.decode import VideoDecodeError, local_video, read_frames
+from reid_ray.tracking.bridge import find_bridges
 
-STATUS_FIELDS = ("clip_pair_id", "side", "video_id", "uri", "status", "n_frames", "n_instances", "n_kept", "error_type", "message", "seconds")
+STATUS_FIELDS = ("clip_pair_id", "video_id", "uri", "status", "n_frames", "n_instances", "n_kept", "error_type", "message", "seconds")
+SEGMENTED_FIELDS = CLIP_PAIR_FIELDS + STATUS_FIELDS[3:]
 
 
 def clip_rows(clip_pair: dict) -> list[dict]:
-    """A clip pair row -> its two clip rows (the unit of work of the segment stage)."""
+    """A clip pair row -> its two clips, each segmented and tracked on its own."""
     return [
         {
             "clip_pair_id": clip_pair["clip_pair_id"],
@@ -39,24 +46,12 @@ def clip_rows(clip_pair: dict) -> list[dict]:
             "fps": clip_pair["fps"],
             "start_frame": clip_pair[f"{side}_start_frame"],
             "end_frame": clip_pair[f"{side}_end_frame"],
-            "pair_b_start_frame": clip_pair["b_start_frame"],  # side a may follow its tracks across the gap
-            "pair_b_end_frame": clip_pair["b_end_frame"],
         }
         for side in ("a", "b")
     ]
 
 
-def _downscale(frame: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    import cv2
-
-    h, w = frame.shape[:2]
-    s = min(1.0, max_side / max(h, w))
-    if s >= 1.0:
-        return frame, 1.0
-    return cv2.resize(frame, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_AREA), s
-
-
-class ClipSegmentStage:
+class ClipPairSegmentStage:
     """Callable class for ``map_batches``: loads its models once per actor."""
 
     def __init__(self, cfg_json: str, out_dir: str) -> None:
@@ -67,49 +62,68 @@ class ClipSegmentStage:
         self.embedders = registry.build_category_embedders(self.cfg)
         p = self.cfg.proposal
         self.assoc = AssociationParams(min_iou=p.track_iou)
+        self.clock = StageClock("segment", out_dir)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        n = len(batch["clip_pair_id"])
-        rows = [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in batch.items()} for i in range(n)]
-        statuses = [self.process(r) for r in rows]
-        return {k: [s[k] for s in statuses] for k in STATUS_FIELDS}
+        rows = rows_of(batch)
+        with self.clock.timed(len(rows)):
+            out = [{**{k: r[k] for k in CLIP_PAIR_FIELDS}, **self.process(r)} for r in rows]
+        return {k: [o[k] for o in out] for k in SEGMENTED_FIELDS}
 
-    def process(self, clip: dict) -> dict:
+    def process(self, row: dict) -> dict:
+        """Status of one decoded clip pair; its candidates (and bridges) written, or its error recorded."""
         t0 = time.perf_counter()
-        status = {k: clip.get(k, "") for k in ("clip_pair_id", "side", "video_id", "uri")}
+        status = {k: row.get(k, "") for k in ("clip_pair_id", "video_id", "uri")}
         status.update(status="ok", n_frames=0, n_instances=0, n_kept=0, error_type="", message="", seconds=0.0)
-        path = candidates_path(self.out_dir, clip["video_id"], clip["clip_pair_id"], clip["side"])
-        if path.exists():  # finished by an earlier run: idempotent skip
+        video_id, cp_id = row["video_id"], row["clip_pair_id"]
+        err_path = clip_pair_errors_path(self.out_dir, "segment", video_id, cp_id)
+        paths = [candidates_path(self.out_dir, video_id, cp_id, side) for side in "ab"]
+        if all(p.exists() for p in paths):  # finished by an earlier run: idempotent skip
             status["status"] = "skipped"
             return status
         try:
-            rows, n_frames = self.candidates(clip)
-            if clip["side"] == "a" and is_bridged(clip["clip_pair_id"], self.cfg.proposal.calibration.bridge_share):
-                bridges = self.bridges(clip)  # written before the candidates, whose file marks the clip finished
-                write_table_atomic(table_from_rows(bridges, BRIDGE), bridges_path(self.out_dir, clip["video_id"], clip["clip_pair_id"]))
-            write_table_atomic(table_from_rows(rows, CANDIDATE), path)
-            status.update(n_frames=n_frames, n_instances=len(rows), n_kept=sum(r["keep"] for r in rows))
-        except VideoDecodeError as err:
-            status.update(status="error", error_type="decode", message=str(err))
-        except Exception as err:  # one bad clip must not end the job: it becomes an error row
+            if row["error_type"]:
+                raise ClipPairInputError(row["error_type"], row["message"])
+            frames = unpack_frames(row)
+            scale = float(row["scale"])
+            wanted = frames_to_decode(row, self.cfg)
+            detections = {}  # one detection per frame, shared by a clip's tracking and the bridge
+            if "bridge" in wanted:  # written before the candidates, whose files mark the clip pair finished
+                bridges = self.bridges(row, wanted, frames, detections, scale)
+                write_table_atomic(table_from_rows(bridges, BRIDGE), bridges_path(self.out_dir, video_id, cp_id))
+            for side, path in zip("ab", paths):
+                clip = clip_rows(row)[0 if side == "a" else 1]
+                rows, n_frames = self.candidates(clip, frames, scale, detections)
+                write_table_atomic(table_from_rows(rows, CANDIDATE), path)
+                status["n_frames"] += n_frames
+                status["n_instances"] += len(rows)
+                status["n_kept"] += sum(r["keep"] for r in rows)
+        except ClipPairInputError as err:
+            status.update(status="error", error_type=err.error_type, message=err.message)
+        except Exception as err:  # one bad clip pair must not end the job: it becomes an error record
             status.update(status="error", error_type=type(err).__name__, message=f"{err}\n{traceback.format_exc(limit=3)}")
+        failed = [error_row("segment", status["message"], video_id=video_id, uri=row["uri"], item_id=cp_id, error_type=status["error_type"])]
+        write_or_remove(failed if status["status"] == "error" else [], ERROR, err_path)
         status["seconds"] = round(time.perf_counter() - t0, 3)
         return status
 
-    def candidates(self, clip: dict) -> tuple[list[dict], int]:
+    def candidates(self, clip: dict, frames: dict[int, np.ndarray], scale: float = 1.0, detections: dict | None = None) -> tuple[list[dict], int]:
         """Detect on frames ``track_step_s`` apart and link them into tracks (IoU is reliable at that spacing);
-        embed, find faces and assess only the sampled frames among them."""
+        embed, find faces and assess only the sampled frames among them. ``frames``: index -> frame at model
+        size, ``scale`` model size / source size."""
         start, end, fps = int(clip["start_frame"]), int(clip["end_frame"]), float(clip["fps"])
         step = max(1, int(round(self.cfg.sampling.track_step_s * fps)))
         sampled = set(sample_frames(start, end, self.cfg.sampling.frames_per_clip))
         tracked = sorted(set(range(start, end, step)) | sampled)
-        with local_video(clip["uri"], self.cfg.sources) as local:
-            frames = read_frames(local, tracked)
-        detections = [self.detect(f) for f in frames]
-        ids = link_frames([d.boxes for d in detections], [d.categories for d in detections], [None] * len(detections), self.assoc)
+        detections = {} if detections is None else detections
+        for i in tracked:
+            if i not in detections:
+                detections[i] = self.detect(frames[i])
+        dets = [detections[i] for i in tracked]
+        ids = link_frames([d.boxes for d in dets], [d.categories for d in dets], [None] * len(dets), self.assoc)
         described = [
-            (frame_idx, *self.describe(frame, det.with_track_ids(tids)))
-            for frame, frame_idx, det, tids in zip(frames, tracked, detections, ids)
+            (frame_idx, *self.describe(frames[frame_idx], det.with_track_ids(tids)))
+            for frame_idx, det, tids in zip(tracked, dets, ids)
             if frame_idx in sampled
         ]
         split = [d[1].track_ids for d in described]
@@ -117,6 +131,7 @@ class ClipSegmentStage:
             # Each embedder's space has its own threshold; views of other categories are skipped (ids unchanged).
             usable = [d[3].keep & np.isin(d[1].categories, categories) for d in described]
             split = split_on_appearance(split, [d[2] for d in described], threshold, usable)
+        to_source = 1.0 / scale
         rows = []
         for (frame_idx, inst, emb, quality), tids in zip(described, split):
             inst = inst.with_track_ids(tids)
@@ -136,11 +151,11 @@ class ClipSegmentStage:
                         "score": float(inst.scores[i]),
                         "frame": int(frame_idx),
                         "t_s": frame_idx / fps,
-                        "bbox": [float(v) for v in inst.boxes[i]],
+                        "bbox": [float(v) * to_source for v in inst.boxes[i]],
                         "mask_rle": rles[i]["counts"],
                         "mask_height": rles[i]["size"][0],
                         "mask_width": rles[i]["size"][1],
-                        "keypoints": kp.reshape(-1).tolist() if has_kp else [],
+                        "keypoints": (kp.reshape(-1) * to_source).tolist() if has_kp else [],
                         "sharpness": float(quality.sharpness[i]),
                         "max_overlap": float(quality.max_overlap[i]),
                         "max_similarity_in_frame": float(quality.max_similarity[i]),
@@ -149,19 +164,19 @@ class ClipSegmentStage:
                         "embedding": emb[i].tolist(),
                     }
                 )
-        return rows, len(frames)
+        return rows, len(tracked)
 
-    def bridges(self, clip: dict) -> list[dict]:
-        """Tracks followed from clip A's start to clip B's end (``reid_ray.tracking.bridge``)."""
-        fps = float(clip["fps"])
-        step = max(1, int(round(self.cfg.sampling.track_step_s * fps)))
+    def bridges(self, clip_pair: dict, wanted: dict[str, list[int]], frames: dict[int, np.ndarray], detections: dict, scale: float) -> list[dict]:
+        """Tracks followed from clip A's start to clip B's end (``reid_ray.tracking.bridge``), boxes in source pixels."""
         n = self.cfg.sampling.frames_per_clip
-        a_sampled = sample_frames(int(clip["start_frame"]), int(clip["end_frame"]), n)
-        b_sampled = sample_frames(int(clip["pair_b_start_frame"]), int(clip["pair_b_end_frame"]), n)
-        frames = bridge_frames(int(clip["start_frame"]), int(clip["pair_b_end_frame"]), step, a_sampled, b_sampled)
-        with local_video(clip["uri"], self.cfg.sources) as local:
-            detections = [self.detect(f) for f in read_frames(local, frames)]
-        return find_bridges(frames, [d.boxes for d in detections], [d.categories for d in detections], a_sampled, b_sampled, self.assoc)
+        a_sampled = sample_frames(int(clip_pair["a_start_frame"]), int(clip_pair["a_end_frame"]), n)
+        b_sampled = sample_frames(int(clip_pair["b_start_frame"]), int(clip_pair["b_end_frame"]), n)
+        for i in wanted["bridge"]:
+            if i not in detections:
+                detections[i] = self.detect(frames[i])
+        dets = [detections[i] for i in wanted["bridge"]]
+        found = find_bridges(wanted["bridge"], [d.boxes for d in dets], [d.categories for d in dets], a_sampled, b_sampled, self.assoc)
+        return [{**b, "bbox": [float(v) / scale for v in b["bbox"]]} for b in found]
 
     def split_thresholds(self, described: list) -> dict[float, list[str]]:
         """Appearance-split threshold -> the categories it applies to (those seen in this clip)."""
@@ -172,10 +187,8 @@ class ClipSegmentStage:
         return out
 
     def detect(self, frame: np.ndarray) -> Instances:
-        """The segmenter's instances in source pixels."""
-        small, scale = _downscale(frame, self.cfg.sampling.max_side_px)
-        inst = self.segmenter.segment([small])[0]
-        return _rescale(inst, 1.0 / scale, frame.shape[:2]) if scale != 1.0 and len(inst) else inst
+        """The segmenter's instances on a frame at model size."""
+        return self.segmenter.segment([frame])[0]
 
     def describe(self, frame: np.ndarray, inst: Instances):
         """Add faces (keypoints for people, and face candidates with their own track ids), masks, embeddings
@@ -197,6 +210,14 @@ class ClipSegmentStage:
         return inst, emb, assess(frame, inst, emb, self.cfg.quality)
 
 
+class ClipPairInputError(Exception):
+    """The decode stage could not give this clip pair's frames."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type, self.message = error_type, message
+
+
 FACE_TRACK_OFFSET = 1_000_000
 
 
@@ -212,17 +233,3 @@ def _face_owner(people: Instances, faces: Instances) -> list[int]:
                 break
         owners.append(owner)
     return owners
-
-
-def _rescale(inst: Instances, factor: float, frame_shape: tuple[int, int]) -> Instances:
-    import cv2
-    from dataclasses import replace
-
-    masks = None
-    if inst.masks is not None:
-        h, w = frame_shape
-        masks = np.stack([cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool) for m in inst.masks])
-    kps = None if inst.keypoints is None else inst.keypoints * factor
-    return replace(inst, boxes=inst.boxes * factor, masks=masks, keypoints=kps)
-
-
