@@ -234,7 +234,14 @@ class StageResources(Strict):
 
 
 class ResourcesConfig(Strict):
-    segment: StageResources = Field(default_factory=StageResources)
+    """Per stage of the pair job; fractions of a CPU let the light stages share a core with the model stage."""
+
+    probe: StageResources = Field(default_factory=lambda: StageResources(num_cpus=0.25, max_actors=1))
+    decode: StageResources = Field(default_factory=lambda: StageResources(num_cpus=0.5, max_actors=2),
+                                   description="CPU actors that decode and downscale frames for the model stage.")
+    segment: StageResources = Field(default_factory=StageResources, description="The model stage (GPUs in production).")
+    sample: StageResources = Field(default_factory=lambda: StageResources(num_cpus=0.25, max_actors=1))
+    route: StageResources = Field(default_factory=lambda: StageResources(num_cpus=0.5, max_actors=2))
     ray_address: str | None = Field(None, description="None: join a running cluster if any, else start a local one.")
     num_cpus: int | None = Field(None, description="CPUs of a locally started Ray (None: all).")
 
