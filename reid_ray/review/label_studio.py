@@ -3,7 +3,7 @@
 ``review_dir`` holds ``<pair_id>.png`` (the packets), ``tasks.json`` (Label Studio import),
 ``labeling_config.xml`` and ``records.jsonl`` (one review record per pair; the annotator fills ``verdict``).
 Writes are idempotent and keyed by pair_id: a rerun with the same pairs leaves the files byte-identical and
-never touches a record that is already there (it may hold a verdict).
+never touches a record that is already there (it may hold a verdict). Pairs, tasks and records stream through.
 """
 from __future__ import annotations
 
@@ -11,8 +11,15 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
+
+import pyarrow.compute as pc
+
+from reid_ray.review.json_stream import JsonArrayWriter, JsonStreamError, iter_json_array
+from reid_ray.review.pair_stream import pair_batches, pair_files
 
 VERDICT_CHOICES = ("Same", "Different", "Unsure")
 PENDING = "pending"
@@ -22,6 +29,8 @@ RECORD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/reid-ray/r
 TASKS_FILE = "tasks.json"
 CONFIG_FILE = "labeling_config.xml"
 RECORDS_FILE = "records.jsonl"
+PENDING_REVIEW = "pending_review"  # the PAIR label of the pairs sent here
+REVIEW_COLUMNS = ("pair_id", "category", "confidence", "gap_s", "a_bbox", "b_bbox")  # all the files show
 
 
 class ReviewFileError(ValueError):
@@ -45,25 +54,26 @@ def labeling_config_xml() -> str:
 """
 
 
-def default_image_uri(prefix: str = "") -> Callable[[dict], str]:
+def default_image_uri(prefix: str = "") -> Callable[[Mapping], str]:
     """``<prefix><pair_id>.png``: relative to review_dir by default; a URL or storage prefix for hosted images."""
     return lambda pair: f"{prefix}{pair['pair_id']}.png"
 
 
-def tasks_json(pairs: list[dict], image_uri_for: Callable[[dict], str]) -> list[dict]:
+def tasks_json(pairs: Iterable[Mapping], image_uri_for: Callable[[Mapping], str]) -> list[dict]:
     """Label Studio import tasks; ``image`` is what the config shows, the rest shows in the data manager."""
-    return [
-        {
-            "data": {
-                "image": image_uri_for(p),
-                "pair_id": p["pair_id"],
-                "category": p.get("category"),
-                "confidence": _round(p.get("confidence"), 3),
-                "gap_s": _round(p.get("gap_s"), 3),
-            }
+    return [task(p, image_uri_for) for p in pairs]
+
+
+def task(pair: Mapping, image_uri_for: Callable[[Mapping], str]) -> dict:
+    return {
+        "data": {
+            "image": image_uri_for(pair),
+            "pair_id": pair["pair_id"],
+            "category": pair.get("category"),
+            "confidence": _round(pair.get("confidence"), 3),
+            "gap_s": _round(pair.get("gap_s"), 3),
         }
-        for p in pairs
-    ]
+    }
 
 
 def classification_id(pair_id: str) -> str:
@@ -71,30 +81,31 @@ def classification_id(pair_id: str) -> str:
 
 
 def review_records(
-    pairs: list[dict],
+    pairs: Iterable[Mapping],
     project_title: str,
     created_at: str,
     *,
-    image_uri_for: Callable[[dict], str] | None = None,
+    image_uri_for: Callable[[Mapping], str] | None = None,
 ) -> list[dict]:
     """One review record per pair: the two sides as segments (a then b), verdict null until answered."""
     image_for = image_uri_for or default_image_uri()
-    return [
-        {
-            "project_title": project_title,
-            "classification_id": classification_id(p["pair_id"]),
-            "segment": [_segment(p, "a"), _segment(p, "b")],
-            "created_at": created_at,
-            "status": PENDING,
-            "pair_id": p["pair_id"],
-            "verdict": None,
-            "image": image_for(p),
-        }
-        for p in pairs
-    ]
+    return [review_record(p, project_title, created_at, image_for) for p in pairs]
 
 
-def _segment(pair: dict, side: str) -> dict:
+def review_record(pair: Mapping, project_title: str, created_at: str, image_uri_for: Callable[[Mapping], str]) -> dict:
+    return {
+        "project_title": project_title,
+        "classification_id": classification_id(pair["pair_id"]),
+        "segment": [_segment(pair, "a"), _segment(pair, "b")],
+        "created_at": created_at,
+        "status": PENDING,
+        "pair_id": pair["pair_id"],
+        "verdict": None,
+        "image": image_uri_for(pair),
+    }
+
+
+def _segment(pair: Mapping, side: str) -> dict:
     cats = str(pair.get("category") or "").split("|")
     cat = cats[0] if side == "a" or len(cats) == 1 else cats[1]  # "a_cat|b_cat" for unrelated pairs
     return {
@@ -108,77 +119,125 @@ def _round(v: float | None, nd: int) -> float | None:
     return None if v is None else round(float(v), nd)
 
 
+def pending_pairs(pairs_dir: str | Path) -> Iterator[dict]:
+    """The pending_review rows of ``pairs_dir/*.parquet``, in file then row order, read a batch at a time with only
+    the columns the review files show."""
+    batches = pair_batches(pair_files(pairs_dir), columns=list(REVIEW_COLUMNS), filter=pc.field("label") == PENDING_REVIEW)
+    for batch in batches:
+        yield from batch.to_pylist()
+
+
 def write_review_outputs(
-    pairs: list[dict],
+    pairs: Iterable[Mapping],
     review_dir: str | Path,
     project_title: str,
     created_at: str,
     *,
     image_prefix: str = "",
 ) -> dict:
-    """Write/merge tasks.json, labeling_config.xml and records.jsonl. Returns counts (added, total)."""
+    """Write/merge tasks.json, labeling_config.xml and records.jsonl, streaming: existing tasks and records are
+    copied through and ``pairs`` (any iterable, e.g. ``pending_pairs``) is consumed once, so memory holds one
+    task or record at a time plus the pair ids. Returns counts: given (rows read), added (records), total."""
     review_dir = Path(review_dir)
     review_dir.mkdir(parents=True, exist_ok=True)
-    pairs = _unique_by_pair_id(pairs)
     image_for = default_image_uri(image_prefix)
+    tasks_path, records_path = review_dir / TASKS_FILE, review_dir / RECORDS_FILE
+    # Pair id -> where it is already (bit flags). Ids only, a few dozen bytes each, and only of pairs sent to
+    # review, which is bounded by what annotators can answer, like the verdicts; the records themselves stream.
+    # A sorted merge would not do: the files keep their order (old entries first, new ones appended).
+    where: dict[str, int] = {}
+    given = added = total = 0
+    with _atomic_files(tasks_path, records_path) as (tasks_out, records_out):
+        tasks = JsonArrayWriter(tasks_out)
+        for t in _iter_tasks(tasks_path):
+            tasks.add(t)
+            _flag(where, t["data"]["pair_id"], _IN_TASKS)
+        for rec in iter_records(records_path):
+            records_out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            _flag(where, rec["pair_id"], _IN_RECORDS)
+            total += 1
+        for p in pairs:
+            given += 1
+            flags = where.get(p["pair_id"], 0)
+            if flags & _GIVEN:  # a pair id seen twice: the first row wins
+                continue
+            where[p["pair_id"]] = flags | _GIVEN
+            if not flags & _IN_TASKS:
+                tasks.add(task(p, image_for))
+            if not flags & _IN_RECORDS:
+                records_out.write(json.dumps(review_record(p, project_title, created_at, image_for), ensure_ascii=False) + "\n")
+                added += 1
+        tasks.close()
+        tasks_out.write("\n")
+        atomic_write_text(review_dir / CONFIG_FILE, labeling_config_xml())
+    return {"given": given, "added": added, "total": total + added, "review_dir": str(review_dir)}
 
-    tasks_path = review_dir / TASKS_FILE
-    old_tasks = _read_tasks(tasks_path)
-    known = {t["data"]["pair_id"] for t in old_tasks}
-    tasks = old_tasks + tasks_json([p for p in pairs if p["pair_id"] not in known], image_for)
 
-    records_path = review_dir / RECORDS_FILE
-    old_records = read_records(records_path)
-    known_r = {r["pair_id"] for r in old_records}
-    new_records = review_records([p for p in pairs if p["pair_id"] not in known_r], project_title, created_at,
-                                 image_uri_for=image_for)
-    records = old_records + new_records
-
-    atomic_write_text(tasks_path, json.dumps(tasks, indent=2, ensure_ascii=False) + "\n")
-    atomic_write_text(review_dir / CONFIG_FILE, labeling_config_xml())
-    atomic_write_text(records_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    return {"added": len(new_records), "total": len(records), "review_dir": str(review_dir)}
+_IN_TASKS, _IN_RECORDS, _GIVEN = 1, 2, 4
 
 
-def _unique_by_pair_id(pairs: Iterable[dict]) -> list[dict]:
-    seen: dict[str, dict] = {}
-    for p in pairs:
-        seen.setdefault(p["pair_id"], p)  # first wins, order kept
-    return list(seen.values())
+def _flag(where: dict[str, int], pair_id: str, flag: int) -> None:
+    where[pair_id] = where.get(pair_id, 0) | flag
 
 
-def _read_tasks(path: Path) -> list[dict]:
+def _iter_tasks(path: Path) -> Iterator[dict]:
     if not path.exists():
-        return []
-    try:
-        tasks = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ReviewFileError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(tasks, list):
-        raise ReviewFileError(f"{path}: expected a JSON list of tasks")
-    for i, t in enumerate(tasks):
-        if not isinstance(t, dict) or not isinstance(t.get("data"), dict) or "pair_id" not in t["data"]:
-            raise ReviewFileError(f"{path}: task {i} has no data.pair_id")
-    return tasks
+        return
+    with path.open(encoding="utf-8") as f:
+        try:
+            for i, t in enumerate(iter_json_array(f)):
+                if not isinstance(t, dict) or not isinstance(t.get("data"), dict) or "pair_id" not in t["data"]:
+                    raise ReviewFileError(f"{path}: task {i} has no data.pair_id")
+                yield t
+        except JsonStreamError as err:
+            raise ReviewFileError(f"{path}: not a valid JSON list of tasks ({err})") from None
 
 
 def read_records(path: str | Path) -> list[dict]:
     """Existing review records (kept verbatim on merge: they may hold an annotator's verdict)."""
+    return list(iter_records(path))
+
+
+def iter_records(path: str | Path) -> Iterator[dict]:
+    """``read_records`` a line at a time."""
     path = Path(path)
     if not path.exists():
-        return []
-    out = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ReviewFileError(f"{path}:{n}: not valid JSON ({err.msg})") from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("pair_id"), str):
-            raise ReviewFileError(f"{path}:{n}: a record must be a JSON object with a string 'pair_id'")
-        out.append(rec)
-    return out
+        return
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ReviewFileError(f"{path}:{n}: not valid JSON ({err.msg})") from None
+            if not isinstance(rec, dict) or not isinstance(rec.get("pair_id"), str):
+                raise ReviewFileError(f"{path}:{n}: a record must be a JSON object with a string 'pair_id'")
+            yield rec
+
+
+@contextmanager
+def _atomic_files(*paths: Path) -> Iterator[list[TextIO]]:
+    """Temp files beside ``paths``, renamed over them only when the block ends without an error (then in order);
+    on an error they are removed and the old files stay as they were."""
+    tmps, files = [], []
+    try:
+        for path in paths:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            tmps.append(tmp)
+            files.append(os.fdopen(fd, "w", encoding="utf-8"))
+        yield files
+        for f in files:
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        for tmp, path in zip(tmps, paths):
+            os.replace(tmp, path)
+    finally:
+        for f in files:
+            f.close()
+        for tmp in tmps:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -7,18 +7,25 @@ pairs nobody mined (never dropped silently) and writes the final pairs under ``D
 from __future__ import annotations
 
 import json
+import os
+import sys
+import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from reid_ray.io import write_json_atomic, write_table_atomic
+from reid_ray.io import write_json_atomic
+from reid_ray.review.json_stream import JsonStreamError, iter_json_array
 from reid_ray.review.label_studio import atomic_write_text
-from reid_ray.schemas import LABELS, PAIR, VERIFIED_BY, table_from_rows
+from reid_ray.review.pair_stream import FirstSeen, PairFileError, pair_batches, pair_files
+from reid_ray.schemas import LABELS, PAIR, VERIFIED_BY
 
 SAME, DIFFERENT, UNSURE = "Same", "Different", "Unsure"
 _WORDS = {"same": SAME, "yes": SAME, "different": DIFFERENT, "no": DIFFERENT, "unsure": UNSURE}
@@ -33,7 +40,7 @@ class VerdictFileError(ReviewInputError):
     """A malformed verdict file; the message names the file and the line (JSON Lines) or task (JSON)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     pair_id: str
     verdict: str  # Same / Different / Unsure
@@ -71,28 +78,34 @@ def read_verdicts(path: str | Path) -> VerdictSet:
     if not path.is_file():
         raise VerdictFileError(f"{path}: no such verdict file")
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as f:
+            first = _first_char(f)
+            f.seek(0)
+            return _read_json_export(path, f) if first == "[" else _read_jsonl(path, f)
     except UnicodeDecodeError as err:
         raise VerdictFileError(f"{path}: not UTF-8 text ({err.reason})") from None
-    if text.lstrip().startswith("["):
-        return _read_json_export(path, text)
-    return _read_jsonl(path, text)
 
 
-def _read_json_export(path: Path, text: str) -> VerdictSet:
-    try:
-        tasks = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise VerdictFileError(f"{path} line {err.lineno}: not valid JSON ({err.msg})") from None
+def _first_char(f: TextIO) -> str:
+    while chunk := f.read(1 << 16):
+        if stripped := chunk.lstrip():
+            return stripped[0]
+    return ""
+
+
+def _read_json_export(path: Path, f: TextIO) -> VerdictSet:
     out = VerdictSet(path)
-    for i, task in enumerate(tasks):
-        where = f"{path} task {i}"
-        if not isinstance(task, dict):
-            raise VerdictFileError(f"{where}: a task must be a JSON object, got {type(task).__name__}")
-        if "data" in task:
-            _add_task(out, task, where)
-        else:  # JSON_MIN export: data keys and control values flattened into the task
-            _add_record(out, task, where)
+    try:
+        for i, task in enumerate(iter_json_array(f)):
+            where = f"{path} task {i}"
+            if not isinstance(task, dict):
+                raise VerdictFileError(f"{where}: a task must be a JSON object, got {type(task).__name__}")
+            if "data" in task:
+                _add_task(out, task, where)
+            else:  # JSON_MIN export: data keys and control values flattened into the task
+                _add_record(out, task, where)
+    except JsonStreamError as err:
+        raise VerdictFileError(f"{path} line {err.lineno}: not valid JSON ({err.msg})") from None
     return out
 
 
@@ -128,9 +141,9 @@ def _choice_of(results: list, where: str) -> str | None:
     return choices[0]
 
 
-def _read_jsonl(path: Path, text: str) -> VerdictSet:
+def _read_jsonl(path: Path, f: TextIO) -> VerdictSet:
     out = VerdictSet(path)
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(f, start=1):
         if not line.strip():
             continue
         where = f"{path} line {n}"
@@ -171,7 +184,8 @@ def _normalise(value: Any, where: str) -> str:
 def _annotator(value: Any) -> str | None:
     if isinstance(value, dict):  # Label Studio may expand completed_by into a user object
         value = value.get("email") or value.get("id")
-    return None if value is None or value == "" else str(value)
+    # Interned: a few annotators answer thousands of pairs, one string each is enough.
+    return None if value is None or value == "" else sys.intern(str(value))
 
 
 # ---------------------------------------------------------------- resolving
@@ -190,18 +204,36 @@ def resolve(verdicts: VerdictSet, pairs: Iterable[Mapping | str]) -> Resolution:
     known = [p if isinstance(p, str) else p["pair_id"] for p in pairs]
     known_set = set(known)
     by_pair = verdicts.by_pair()
-    decided, conflicts, unknown = {}, [], []
+    decided, conflicts = tally(by_pair)
+    return Resolution(
+        {pid: v for pid, v in decided.items() if pid in known_set},
+        [c for pid, c in conflicts.items() if pid in known_set],
+        _unknown(by_pair, known_set),
+        [pid for pid in dict.fromkeys(known) if pid not in by_pair],
+    )
+
+
+def tally(by_pair: dict[str, list[Verdict]]) -> tuple[dict[str, str], dict[str, dict]]:
+    """Per pair with verdicts, whether mined or not: its majority (pair_id -> Same / Different) or, on a tie,
+    its conflict entry (pair_id -> {"pair_id", "votes", "ballots"})."""
+    decided, conflicts = {}, {}
     for pid, vs in by_pair.items():
-        if pid not in known_set:
-            unknown += [{"pair_id": pid, "verdict": v.verdict, "annotator": v.annotator, "source": v.source} for v in vs]
-            continue
         counts = Counter(v.verdict for v in vs)
         if counts[SAME] == counts[DIFFERENT]:
-            conflicts.append({"pair_id": pid, "votes": {k: counts[k] for k in (SAME, DIFFERENT, UNSURE)}, "ballots": _ballots(vs)})
+            conflicts[pid] = {"pair_id": pid, "votes": {k: counts[k] for k in (SAME, DIFFERENT, UNSURE)}, "ballots": _ballots(vs)}
         else:
             decided[pid] = SAME if counts[SAME] > counts[DIFFERENT] else DIFFERENT
-    no_verdict = [pid for pid in dict.fromkeys(known) if pid not in by_pair]
-    return Resolution(decided, conflicts, unknown, no_verdict)
+    return decided, conflicts
+
+
+def _unknown(by_pair: dict[str, list[Verdict]], known: Container[str]) -> list[dict]:
+    """The verdicts naming pairs that are not in ``known``, in the order they were read."""
+    return [
+        {"pair_id": pid, "verdict": v.verdict, "annotator": v.annotator, "source": v.source}
+        for pid, vs in by_pair.items()
+        if pid not in known
+        for v in vs
+    ]
 
 
 def _ballots(vs: list[Verdict]) -> list[dict]:
@@ -231,63 +263,123 @@ def apply_resolution(rows: list[dict], res: Resolution) -> list[dict]:
 
 
 def read_pairs(out_dir: Path) -> list[dict]:
-    """All rows of ``out_dir/pairs/*.parquet``, in file order; a pair id seen twice keeps its first row."""
-    pairs_dir = out_dir / "pairs"
-    files = sorted(pairs_dir.glob("*.parquet")) if pairs_dir.is_dir() else []
+    """All rows of ``out_dir/pairs/*.parquet``, in file order; a pair id seen twice keeps its first row.
+    Holds every pair: for small outputs and tests; the job streams (``form_final_pairs``)."""
+    return [r for b in _unique_batches(_pair_files(Path(out_dir))) for r in b.to_pylist()]
+
+
+def _pair_files(out_dir: Path) -> list[Path]:
+    files = pair_files(out_dir / "pairs")
     if not files:
-        raise ReviewInputError(f"{pairs_dir}: no pairs/*.parquet here; run jobs/generate_pairs.py --out {out_dir} first")
-    rows: dict[str, dict] = {}
-    for f in files:
-        for row in _read_pair_file(f).to_pylist():
-            rows.setdefault(row["pair_id"], row)
-    return list(rows.values())
+        raise ReviewInputError(f"{out_dir / 'pairs'}: no pairs/*.parquet here; run jobs/generate_pairs.py --out {out_dir} first")
+    return files
 
 
-def _read_pair_file(path: Path) -> pa.Table:
-    try:
-        return pq.read_table(path, schema=PAIR)
-    except (pa.ArrowException, OSError, ValueError) as err:
-        raise ReviewInputError(f"{path}: not a readable PAIR table ({err})") from None
+def _unique_batches(files: list[Path]) -> Iterator[pa.RecordBatch]:
+    """The pair batches with each pair id's first row only."""
+    with FirstSeen() as seen:
+        try:
+            for batch in pair_batches(files):
+                keep = seen.mask(batch.column("pair_id").to_pylist())
+                yield batch if all(keep) else batch.filter(pa.array(keep))
+        except PairFileError as err:
+            raise ReviewInputError(str(err)) from None
 
 
 def form_final_pairs(out_dir: str | Path, verdicts_path: str | Path) -> dict:
-    """Fold the verdicts into ``out_dir/pairs`` and write ``out_dir/final_pairs``; returns the summary."""
+    """Fold the verdicts into ``out_dir/pairs`` and write ``out_dir/final_pairs``; returns the summary.
+    Pairs stream through batch by batch; only the verdicts and the pair ids they name are held."""
     out_dir = Path(out_dir)
-    rows = read_pairs(out_dir)
+    files = _pair_files(out_dir)
     verdicts = read_verdicts(verdicts_path)
-    res = resolve(verdicts, rows)
-    final = apply_resolution(rows, res)
-
-    pending_ids = {r["pair_id"] for r in rows if r["label"] == PENDING}
-    conflicts = [c for c in res.conflicts if c["pair_id"] in pending_ids]
+    by_pair = verdicts.by_pair()
+    decided, conflicts = tally(by_pair)
     dest = out_dir / "final_pairs"
-    write_table_atomic(table_from_rows(final, PAIR), dest / "pairs.parquet")
-    atomic_write_text(dest / "conflicts.jsonl", _jsonl(conflicts))
-    atomic_write_text(dest / "unknown_verdicts.jsonl", _jsonl(res.unknown))
-    summary = _summary(final, res, verdicts, pending_ids, len(conflicts), Path(verdicts_path))
-    write_json_atomic(summary, dest / "summary.json")
-    return summary
+    fold = _fold_pairs(files, by_pair, decided, dest / "pairs.parquet")
 
-
-def _summary(final: list[dict], res: Resolution, verdicts: VerdictSet, pending_ids: set[str], n_conflicts: int, path: Path) -> dict:
-    labels = Counter(r["label"] for r in final)
-    verified = Counter(r["verified_by"] for r in final)
-    on_auto = [pid for pid in [*res.decided, *(c["pair_id"] for c in res.conflicts)] if pid not in pending_ids]
-    return {
-        "verdicts_file": str(path),
-        "pairs": len(final),
+    pending = {pid for pid, is_pending in fold.voted.items() if is_pending}
+    conflicts_out = [c for pid, c in conflicts.items() if pid in pending]
+    unknown = _unknown(by_pair, fold.voted)
+    atomic_write_text(dest / "conflicts.jsonl", _jsonl(conflicts_out))
+    atomic_write_text(dest / "unknown_verdicts.jsonl", _jsonl(unknown))
+    labels, verified = fold.labels, fold.verified_by
+    summary = {
+        "verdicts_file": str(Path(verdicts_path)),
+        "pairs": fold.pairs,
         "by_label": {k: labels.get(k, 0) for k in LABELS} | {k: n for k, n in labels.items() if k not in LABELS},
         "by_verified_by": {k: verified.get(k, 0) for k in VERIFIED_BY} | {k: n for k, n in verified.items() if k not in VERIFIED_BY},
         "verdicts_read": len(verdicts.verdicts),
         "cancelled_annotations": verdicts.cancelled,
         "unanswered_records": verdicts.unanswered,
-        "decided_by_humans": sum(1 for pid in res.decided if pid in pending_ids),
-        "conflicts": n_conflicts,
-        "unknown_verdicts": len(res.unknown),
-        "verdicts_on_auto_pairs": len(on_auto),  # kept auto: humans review only what was routed to them
+        "decided_by_humans": sum(1 for pid in decided if pid in pending),
+        "conflicts": len(conflicts_out),
+        "unknown_verdicts": len(unknown),
+        "verdicts_on_auto_pairs": len(fold.voted) - len(pending),  # kept auto: humans review only what was routed to them
         "still_pending": labels.get(PENDING, 0),
-        "pending_without_verdict": sum(1 for pid in res.no_verdict if pid in pending_ids),
+        "pending_without_verdict": fold.pending_without_verdict,
     }
+    write_json_atomic(summary, dest / "summary.json")
+    return summary
+
+
+@dataclass
+class _Fold:
+    pairs: int = 0
+    labels: Counter = field(default_factory=Counter)
+    verified_by: Counter = field(default_factory=Counter)
+    voted: dict[str, bool] = field(default_factory=dict)  # mined pair with verdicts -> was it pending_review
+    pending_without_verdict: int = 0
+
+
+def _fold_pairs(files: list[Path], by_pair: Mapping[str, list], decided: Mapping[str, str], dest: Path) -> _Fold:
+    """Stream the unique pairs into ``dest`` (a temp file renamed at the end) with the human labels applied
+    (only pending_review rows take them; auto-decided rows are kept as they are)."""
+    fold = _Fold()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with pq.ParquetWriter(tmp, PAIR) as writer:
+            for batch in _unique_batches(files):
+                batch = _apply_verdicts(batch, by_pair, decided, fold)
+                writer.write_batch(batch)
+                fold.pairs += batch.num_rows
+                fold.labels.update(_value_counts(batch.column("label")))
+                fold.verified_by.update(_value_counts(batch.column("verified_by")))
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        if not any(dest.parent.iterdir()):
+            dest.parent.rmdir()  # nothing half-written
+        raise
+    return fold
+
+
+def _apply_verdicts(batch: pa.RecordBatch, by_pair: Mapping[str, list], decided: Mapping[str, str], fold: _Fold) -> pa.RecordBatch:
+    pids = batch.column("pair_id").to_pylist()
+    label = batch.column("label")
+    is_pending = pc.fill_null(pc.equal(label, PENDING), False)
+    hits = [i for i, pid in enumerate(pids) if pid in by_pair]  # few: only pairs someone answered
+    hit_pending = is_pending.take(hits).to_pylist() if hits else []
+    fold.pending_without_verdict += pc.sum(is_pending).as_py() or 0
+    fold.pending_without_verdict -= sum(hit_pending)
+    change, new_labels = np.zeros(len(pids), bool), []
+    categories = batch.column("category").take(hits).to_pylist() if hits else []
+    for i, pending, category in zip(hits, hit_pending, categories):
+        fold.voted[pids[i]] = pending
+        if pending and pids[i] in decided:
+            change[i] = True
+            new_labels.append(human_label(decided[pids[i]], category))
+    if not new_labels:
+        return batch
+    mask = pa.array(change)
+    batch = batch.set_column(batch.schema.get_field_index("label"), "label", pc.replace_with_mask(label, mask, pa.array(new_labels, pa.string())))
+    verified = pa.array(["human"] * len(new_labels), pa.string())
+    i = batch.schema.get_field_index("verified_by")
+    return batch.set_column(i, "verified_by", pc.replace_with_mask(batch.column(i), mask, verified))
+
+
+def _value_counts(values: pa.Array) -> dict:
+    return {c["values"]: c["counts"] for c in pc.value_counts(values).to_pylist()}
 
 
 def _jsonl(rows: list[dict]) -> str:
