@@ -181,3 +181,96 @@ def test_walkthrough_notebook_runs_on_a_result(det_run, corpus):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2  # the figures and the crops
+
+
+# ---------------------------------------------------------------------------------- awkward ids, no results, Ctrl-C
+
+AWKWARD_IDS = ("v" * 300, "errors", "report.json")  # too long for a file name; the job's own folder and report
+
+
+@pytest.fixture(scope="module")
+def awkward_run(ray_local, tmp_path_factory):
+    """A tiny video three times, under ids that cannot be file names as they are, with public detections."""
+    from reid_ray.names import safe_name
+
+    folder = tmp_path_factory.mktemp("reid_awkward")
+    video = generate(SyntheticSpec(video_id="tiny", seed=1, n_frames=12, n_people=2), folder / "src")
+    dets = folder / "dets"
+    dets.mkdir()
+    rows = ["video_id,uri,license"]
+    for n, vid in enumerate(AWKWARD_IDS):
+        shutil.copy(video.video_path, folder / f"copy{n}.mp4")
+        gt_to_public_detections(video.gt_path, dets / f"{safe_name(vid)}.txt")  # detections files go by the name
+        rows.append(f"{vid},copy{n}.mp4,synthetic")
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+    out = folder / "out"
+    return folder, out, run_reid_job(_cfg(), str(folder / "manifest.csv"), out, dets)
+
+
+def test_awkward_ids_get_safe_folders_and_keep_their_exact_value(awkward_run):
+    from reid_ray.names import safe_name
+
+    _, out, report = awkward_run
+    assert report["failure"] == "" and report["videos"]["finished"] == len(AWKWARD_IDS), report["this_run"]
+    assert json.loads((out / "report.json").read_text())["job"] == "reid_videos"  # the job's report, not a video's
+    assert (out / "errors").is_dir() and not list((out / "errors").glob("*.parquet"))
+    for vid in AWKWARD_IDS:
+        d = out / safe_name(vid)
+        assert d.name != vid and len(d.name) <= 100 and report["video_dirs"][vid] == d.name
+        assert json.loads((d / "report.json").read_text())["video_id"] == vid
+        assert set(pq.read_table(d / "tracklets.parquet", columns=["video_id"]).column(0).to_pylist()) == {vid}
+
+
+def test_awkward_ids_rerun_skips_finished(awkward_run):
+    folder, out, _ = awkward_run
+    report = run_reid_job(_cfg(), str(folder / "manifest.csv"), out, folder / "dets")
+    assert report["videos"]["processed_this_run"] == 0 and report["videos"]["finished"] == len(AWKWARD_IDS)
+
+
+def test_every_video_failing_exits_1_and_says_why(ray_local, corpus, tmp_path, capsys):
+    from test_job_inputs import load_job
+
+    vids, dets, _ = corpus
+    argv = ["--videos", str(vids / "broken.mp4"), "--out", str(tmp_path / "out"), "--detections", str(dets),
+            "--set", f"models_dir={require_shared('models').resolve()}", "--set", "sources.default_license=synthetic"]
+    assert load_job("reid_videos").main(argv) == 1
+    err = capsys.readouterr().err
+    assert "all 1 source(s) refused or failed (0 refused, 1 failed)" in err and "broken:" in err, err
+
+
+def test_ctrl_c_exits_130_with_a_one_line_message(corpus, tmp_path):
+    """The job in its own process (its own local Ray), interrupted once it has started: no traceback, and the
+    --out it leaves is one the same configuration resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from reid_ray.run_state import RUN_STATE, check_run_state
+
+    root = Path(__file__).resolve().parents[1]
+    vids, _, _ = corpus
+    out = tmp_path / "out"
+    sets = [f"models_dir={require_shared('models').resolve()}", "sources.default_license=synthetic", "resources.num_cpus=1"]
+    cmd = [sys.executable, str(root / "jobs/reid_videos.py"), "--videos", str(vids / "short.mp4"), "--out", str(out)]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a local Ray of its own
+    proc = subprocess.Popen(cmd + [a for s in sets for a in ("--set", s)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=root)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / RUN_STATE).exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(2.0)  # into model loading or the Ray pipeline: the segmenter path takes far longer than this
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "interrupted; rerun with the same --out to resume" in stderr
+    assert "Traceback" not in stderr + stdout and "KeyboardInterrupt" not in stderr, stderr
+    cfg = _cfg("resources.num_cpus=1")
+    assert check_run_state(out, cfg.fingerprint(), {})["fingerprint"] == cfg.fingerprint()  # resumable
