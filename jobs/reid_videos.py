@@ -4,7 +4,8 @@
     python jobs/reid_videos.py --videos clip.mpg --out runs/reid --set sources.default_license=CAVIAR-research
 
 ``--detections DIR`` takes persons from ``DIR/<video_id>.txt`` (MOTChallenge public detections) instead of
-the segmenter. Outputs per video under ``DIR/<video_id>/`` (ids that are no plain file name: ``reid_ray.names``);
+the segmenter. Outputs per video under ``OUT/<video_id>/``. An id that is no plain file name (too long, other
+characters, a name of the job's own files) is replaced in both paths by ``reid_ray.names.safe_name(id)``;
 reruns skip finished videos and refuse another configuration. Exit codes: 2 bad config or input, 1 no video
 has results (all refused or failed; the reasons are printed), 130 interrupted (rerun with the same --out).
 """
