@@ -39,11 +39,12 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
     return extra
 
 
-def default_videos(out: Path) -> str:
-    """The embedded default input: a small synthetic corpus with exact ground truth, generated once."""
+def default_videos(out: str) -> str:
+    """The embedded default input: a small synthetic corpus with exact ground truth, generated once (beside a local
+    --out; in the local cache for an s3:// one)."""
     from reid_ray.video.synthetic import generate_corpus
 
-    folder = out / "input"
+    folder = Path.home() / ".cache" / "reid_ray" / "default_input" if out.startswith("s3://") else Path(out) / "input"
     manifest = folder / "manifest.csv"
     if not manifest.exists():
         generate_corpus(folder, n_videos=2, seed=0)
@@ -53,9 +54,10 @@ def default_videos(out: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config_or_exit(args.config, overrides_from(args))
-    out = Path(args.out)
+    out = args.out  # a local folder or s3://bucket/prefix (reid_ray.storage)
     try:
-        check_out_dir(out)  # before the default input is generated into it
+        if not out.startswith("s3://"):
+            check_out_dir(Path(out))  # before the default input is generated into it
         run_pairs_job(cfg, args.videos or default_videos(out), out)
     except (ConfigError, SourceError, DownloadError, FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,5 +1,6 @@
-"""Where every output lives under ``--out`` and how it is written: atomically, under names derived from the
-work item, so a rerun finds finished work and never writes a duplicate."""
+"""Where every output lives under ``--out`` (a local directory or ``s3://bucket/prefix``: ``reid_ray.storage``)
+and how it is written: atomically, under names derived from the work item, so a rerun finds finished work and
+never writes a duplicate."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from reid_ray.storage import OutPath, S3Path, filesystem_and_path, out_root
 
 SUBDIRS = ("clip_pairs", "candidates", "bridges", "calibration", "review", "pairs", "errors")
 
@@ -28,49 +31,53 @@ def clip_pair_name(video_id: str, clip_pair_id: str) -> str:
     return clip_pair_id[len(prefix):] if clip_pair_id.startswith(prefix) else safe_name(clip_pair_id)
 
 
-def candidates_path(out: Path, video_id: str, clip_pair_id: str, side: str) -> Path:
-    return Path(out) / "candidates" / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}__{side}.parquet"
+def candidates_path(out: Path, video_id: str, clip_pair_id: str, side: str) -> OutPath:
+    return out_root(out) / "candidates" / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}__{side}.parquet"
 
 
-def bridges_path(out: Path, video_id: str, clip_pair_id: str) -> Path:
-    return Path(out) / "bridges" / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}.parquet"
+def bridges_path(out: Path, video_id: str, clip_pair_id: str) -> OutPath:
+    return out_root(out) / "bridges" / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}.parquet"
 
 
-def pairs_path(out: Path, video_id: str) -> Path:
-    return Path(out) / "pairs" / f"{video_dir_name(video_id)}.parquet"
+def pairs_path(out: Path, video_id: str) -> OutPath:
+    return out_root(out) / "pairs" / f"{video_dir_name(video_id)}.parquet"
 
 
-def calibration_samples_path(out: Path, video_id: str, clip_pair_id: str) -> Path:
+def calibration_samples_path(out: Path, video_id: str, clip_pair_id: str) -> OutPath:
     """A clip pair's certain pairs and proposal distances; its presence marks the clip pair's model work finished."""
-    return Path(out) / "calibration" / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}.parquet"
+    return out_root(out) / "calibration" / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}.parquet"
 
 
-def clip_pairs_path(out: Path, video_id: str) -> Path:
-    return Path(out) / "clip_pairs" / f"{video_dir_name(video_id)}.parquet"
+def clip_pairs_path(out: Path, video_id: str) -> OutPath:
+    return out_root(out) / "clip_pairs" / f"{video_dir_name(video_id)}.parquet"
 
 
-def errors_path(out: Path, name: str) -> Path:
-    return Path(out) / "errors" / f"{name}.parquet"
+def errors_path(out: Path, name: str) -> OutPath:
+    return out_root(out) / "errors" / f"{name}.parquet"
 
 
-def video_errors_path(out: Path, stage: str, video_id: str) -> Path:
-    return Path(out) / "errors" / stage / f"{video_dir_name(video_id)}.parquet"
+def video_errors_path(out: Path, stage: str, video_id: str) -> OutPath:
+    return out_root(out) / "errors" / stage / f"{video_dir_name(video_id)}.parquet"
 
 
-def clip_pair_errors_path(out: Path, stage: str, video_id: str, clip_pair_id: str) -> Path:
-    return Path(out) / "errors" / stage / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}.parquet"
+def clip_pair_errors_path(out: Path, stage: str, video_id: str, clip_pair_id: str) -> OutPath:
+    return out_root(out) / "errors" / stage / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}.parquet"
 
 
-def stage_stats_dir(out: Path, stage: str) -> Path:
-    return Path(out) / "_stats" / stage
+def stage_stats_dir(out: Path, stage: str) -> OutPath:
+    return out_root(out) / "_stats" / stage
 
 
 def _tmp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
 
 
-def write_table_atomic(table: pa.Table, path: Path) -> Path:
-    """Write then rename: a crash leaves either the old file or the new one, never half a file."""
+def write_table_atomic(table: pa.Table, path: OutPath) -> OutPath:
+    """Write then rename: a crash leaves either the old file or the new one, never half a file (an S3 object is
+    whole or absent already)."""
+    if isinstance(path, S3Path):
+        pq.write_table(table, path.key, filesystem=path.fs)
+        return path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
@@ -79,7 +86,10 @@ def write_table_atomic(table: pa.Table, path: Path) -> Path:
     return path
 
 
-def write_json_atomic(obj, path: Path) -> Path:
+def write_json_atomic(obj, path: OutPath) -> OutPath:
+    if isinstance(path, S3Path):
+        path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+        return path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
@@ -93,21 +103,35 @@ def parquet_batches(root: Path, columns: list[str], schema: pa.Schema, filter=No
     a batch, not by the corpus. Hidden files (``.name.tmp`` of writes in flight) are ignored."""
     import pyarrow.dataset as pads
 
-    root = Path(root)
+    root = out_root(root)
     if not root.is_dir():
         return
-    dataset = pads.dataset(str(root), format="parquet", schema=schema, exclude_invalid_files=False, ignore_prefixes=["."])
+    fs, where = filesystem_and_path(root)
+    dataset = pads.dataset(where, filesystem=fs, format="parquet", schema=schema, exclude_invalid_files=False, ignore_prefixes=["."])
     yield from dataset.to_batches(columns=columns, filter=filter, batch_size=batch_size)
 
 
-def write_or_remove(rows: list[dict], schema: pa.Schema, path: Path) -> None:
+def write_or_remove(rows: list[dict], schema: pa.Schema, path: OutPath) -> None:
     """Error records that describe the latest attempt: written when there are some, removed when there are none."""
     if rows:
         write_table_atomic(pa.Table.from_pylist(rows, schema=schema), path)
     else:
-        Path(path).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
 
 
-def read_tables(paths: list[Path], schema: pa.Schema) -> pa.Table:
-    tables = [pq.read_table(p, schema=schema) for p in sorted(paths)]
+def read_parquet(path: OutPath, **kwargs) -> pa.Table:
+    fs, where = filesystem_and_path(path)
+    return pq.read_table(where, filesystem=fs, **kwargs)
+
+
+def read_parquet_schema(path: OutPath) -> pa.Schema:
+    fs, where = filesystem_and_path(path)
+    if fs is None:
+        return pq.read_schema(where)
+    with fs.open_input_file(where) as f:
+        return pq.read_schema(f)
+
+
+def read_tables(paths: list[OutPath], schema: pa.Schema) -> pa.Table:
+    tables = [read_parquet(p, schema=schema) for p in sorted(paths)]
     return pa.concat_tables(tables) if tables else schema.empty_table()

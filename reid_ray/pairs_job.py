@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
+import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict
@@ -27,6 +27,7 @@ from reid_ray.io import SUBDIRS, errors_path, parquet_batches, read_tables, writ
 from reid_ray.models.registry import preflight
 from reid_ray.pipeline import Stage, apply_stage, init_ray, stage_report
 from reid_ray.schemas import CALIBRATION_SAMPLE, ERROR, PAIR
+from reid_ray.storage import OutPath, S3Path, out_root, rmtree, upload_file
 from reid_ray.video.sources import list_sources
 
 RUN_STATE = "_run.json"
@@ -45,7 +46,7 @@ def log(msg: str) -> None:
     print(f"[generate_pairs {dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
 
 
-def check_run_state(out: Path, cfg: PairsJobConfig) -> dict:
+def check_run_state(out: OutPath, cfg: PairsJobConfig) -> dict:
     """An --out belongs to one config: resuming with another would mix incompatible pairs."""
     path = out / RUN_STATE
     fp = cfg.fingerprint()
@@ -62,17 +63,17 @@ def check_run_state(out: Path, cfg: PairsJobConfig) -> dict:
     return state
 
 
-def prepare_out(out: Path) -> None:
+def prepare_out(out: OutPath) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a directory (it is created if missing)")
     for d in SUBDIRS:
         (out / d).mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out / STATS_DIR, ignore_errors=True)  # the stage clocks are this run's
+    rmtree(out / STATS_DIR)  # the stage clocks are this run's
 
 
-def run_pairs_job(cfg: PairsJobConfig, videos: str, out: Path) -> dict:
+def run_pairs_job(cfg: PairsJobConfig, videos: str, out: OutPath) -> dict:
     t0 = time.perf_counter()
-    out = Path(out)
+    out = out_root(out, cfg.sources.s3_endpoint_url)
     prepare_out(out)
     state = check_run_state(out, cfg)
     sources, refused = list_sources(videos, cfg.sources)
@@ -102,7 +103,7 @@ def _videos_dataset(sources: list[dict]):
     return ray.data.from_items(sources, override_num_blocks=max(1, min(len(sources), 200)))
 
 
-def run_model_stages(cfg: PairsJobConfig, sources: list[dict], out: Path) -> dict:
+def run_model_stages(cfg: PairsJobConfig, sources: list[dict], out: OutPath) -> dict:
     """Probe, decode, segment and sample every unfinished clip pair, streaming; returns this run's counters."""
     from ray.data import DataContext
 
@@ -136,7 +137,7 @@ def run_model_stages(cfg: PairsJobConfig, sources: list[dict], out: Path) -> dic
     return {"wall_s": round(wall, 2), "videos_with_work": int(probe.get("videos_with_work", 0)), "counts": dict(counts), "stages": stages}
 
 
-def fit_calibration(cfg: PairsJobConfig, out: Path) -> Calibration:
+def fit_calibration(cfg: PairsJobConfig, out: OutPath) -> Calibration:
     """Fit P(same | distance) per category on the finished clip pairs' samples, read in batches, and write
     ``calibration.json`` and its plot."""
     from reid_ray.viz.calibration import plot_calibration
@@ -159,11 +160,15 @@ def fit_calibration(cfg: PairsJobConfig, out: Path) -> Calibration:
                 mine[kind] = list(np.random.default_rng(0).choice(mine[kind], MAX_SAMPLES_PER_KIND, replace=False))
     calibration = calibrate(samples, cfg.proposal.calibration)
     write_json_atomic(json.loads(calibration.to_json()), out / "calibration.json")
-    plot_calibration(samples, calibration, out / "calibration.png")
+    if isinstance(out, S3Path):  # drawn locally, then put beside the other outputs
+        with tempfile.TemporaryDirectory() as tmp:
+            upload_file(plot_calibration(samples, calibration, Path(tmp) / "calibration.png"), out / "calibration.png")
+    else:
+        plot_calibration(samples, calibration, out / "calibration.png")
     return calibration
 
 
-def route_videos(cfg: PairsJobConfig, out: Path, sources: list[dict], calibration: Calibration) -> dict:
+def route_videos(cfg: PairsJobConfig, out: OutPath, sources: list[dict], calibration: Calibration) -> dict:
     """Route every video whose calibration or finished clip pairs changed since it was last routed (the workers
     check; the pairs file carries its key). Returns this run's counters."""
     from reid_ray.stages.finalize import RouteVideo
@@ -187,15 +192,39 @@ def route_videos(cfg: PairsJobConfig, out: Path, sources: list[dict], calibratio
     return {**counts, "stages": stage_report(out, ["route"])}
 
 
-def all_pairs(out: Path):
-    return read_tables(sorted((Path(out) / "pairs").glob("*.parquet")), PAIR)
+def all_pairs(out: OutPath):
+    return read_tables(sorted((out_root(out) / "pairs").glob("*.parquet")), PAIR)
 
 
-def write_review(out: Path, cfg: PairsJobConfig, created_at: str) -> int:
+def write_review(out: OutPath, cfg: PairsJobConfig, created_at: str) -> int:
     from reid_ray.review.label_studio import pending_pairs, write_review_outputs
 
+    if isinstance(out, S3Path):
+        return write_review_on_s3(out, cfg, created_at)
     # Streamed from pairs/*.parquet a batch at a time: memory does not grow with the pairs mined.
     written = write_review_outputs(pending_pairs(out / "pairs"), out / "review", cfg.review.project_title, created_at)
+    return written["given"]
+
+
+def write_review_on_s3(out: S3Path, cfg: PairsJobConfig, created_at: str) -> int:
+    """The review files are merged with what is there (records may hold verdicts): fetched, merged locally with
+    the same streaming writer, and put back."""
+    from reid_ray.review.label_studio import CONFIG_FILE, PENDING_REVIEW, RECORDS_FILE, REVIEW_COLUMNS, TASKS_FILE, write_review_outputs
+
+    def pending():
+        for batch in parquet_batches(out / "pairs", list(REVIEW_COLUMNS), PAIR, pads.field("label") == PENDING_REVIEW):
+            yield from batch.to_pylist()
+
+    names = (TASKS_FILE, RECORDS_FILE, CONFIG_FILE)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp)
+        for name in names:
+            if (out / "review" / name).exists():
+                (local / name).write_bytes((out / "review" / name).read_bytes())
+        written = write_review_outputs(pending(), local, cfg.review.project_title, created_at)
+        for name in names:
+            if (local / name).exists():
+                upload_file(local / name, out / "review" / name)
     return written["given"]
 
 
@@ -206,7 +235,7 @@ def gap_bucket(gap_s: float) -> str:
 CARD_FIELDS = ("label", "category", "gap_s", "verified_by", "license", "kind")
 
 
-def dataset_card(out: Path) -> dict:
+def dataset_card(out: OutPath) -> dict:
     """Counts of every pair, Parquet read a batch at a time."""
     card = {name: Counter() for name in ("by_label", "by_category", "by_gap_s", "by_label_and_category", "by_verified_by", "licenses", "matches_by_label")}
     n = 0
@@ -223,7 +252,7 @@ def dataset_card(out: Path) -> dict:
     return {"pairs": n, **{k: dict(v) for k, v in card.items()}}
 
 
-def error_counts(out: Path) -> dict:
+def error_counts(out: OutPath) -> dict:
     by = Counter()
     for batch in parquet_batches(out / "errors", ["stage", "error_type"], ERROR):
         by.update(f"{s}/{e}" for s, e in zip(batch.column("stage").to_pylist(), batch.column("error_type").to_pylist()))

@@ -55,11 +55,9 @@ class StageClock:
         import os
         import time
         import uuid
-        from pathlib import Path
-
         from reid_ray.io import stage_stats_dir
 
-        self.path = stage_stats_dir(Path(out), stage) / f"{os.getpid()}_{uuid.uuid4().hex[:8]}.json"
+        self.path = stage_stats_dir(out, stage) / f"{os.getpid()}_{uuid.uuid4().hex[:8]}.json"
         self.started = time.perf_counter()
         self.stats: dict[str, float] = {"rows": 0, "busy_s": 0.0, "alive_s": 0.0}
 
@@ -87,13 +85,12 @@ class StageClock:
 def stage_report(out: "Path | str", stages: list[str]) -> dict[str, dict]:
     """Sum of every actor's clock per stage (this run's: the job clears ``_stats`` when it starts)."""
     import json
-    from pathlib import Path
 
     from reid_ray.io import stage_stats_dir
 
     report = {}
     for stage in stages:
-        files = sorted(stage_stats_dir(Path(out), stage).glob("*.json"))
+        files = sorted(stage_stats_dir(out, stage).glob("*.json"))
         clocks = [json.loads(f.read_text()) for f in files]
         total = {k: sum(c.get(k, 0) for c in clocks) for k in {k for c in clocks for k in c}}
         total["idle_s"] = total.get("alive_s", 0.0) - total.get("busy_s", 0.0)

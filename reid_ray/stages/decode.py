@@ -14,10 +14,11 @@ import numpy as np
 
 from reid_ray.config import PairsJobConfig
 from reid_ray.pipeline import StageClock
+from reid_ray.storage import out_root
 from reid_ray.stages.clip_pairs import sample_frames
 from reid_ray.stages.probe import CLIP_PAIR_FIELDS, rows_of
 from reid_ray.tracking.bridge import bridge_frames, is_bridged
-from reid_ray.video.decode import VideoDecodeError, local_video, read_frames
+from reid_ray.video.decode import VideoDecodeError, local_video, probe, read_frames
 
 FRAME_FIELDS = ("frames", "frame_indices", "frame_height", "frame_width", "scale", "error_type", "message")
 DECODED_FIELDS = CLIP_PAIR_FIELDS + FRAME_FIELDS
@@ -67,7 +68,7 @@ class DecodeClipPairs:
 
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
-        self.clock = StageClock("decode", out_dir)
+        self.clock = StageClock("decode", out_root(out_dir, self.cfg.sources.s3_endpoint_url))
 
     def __call__(self, batch: dict) -> dict[str, list]:
         clip_pairs = rows_of(batch)
@@ -80,6 +81,12 @@ class DecodeClipPairs:
                "frame_width": 0, "scale": 1.0, "error_type": "", "message": ""}
         wanted = sorted({i for indices in frames_to_decode(clip_pair, self.cfg).values() for i in indices})
         try:
+            if self.cfg.segmenter.backend == "bench_ground_truth":  # benchmarks only: placeholders, no pixel decoded
+                from reid_ray.models.bench_ground_truth import placeholder_frames
+
+                with local_video(clip_pair["uri"], self.cfg.sources) as local:
+                    info = probe(local)
+                return {**row, **placeholder_frames(clip_pair["video_id"], wanted, info.width, info.height, info.fps)}
             with local_video(clip_pair["uri"], self.cfg.sources) as local:
                 frames = read_frames(local, wanted)
             small = [downscale(f, self.cfg.sampling.max_side_px) for f in frames]

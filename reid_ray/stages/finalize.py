@@ -11,19 +11,20 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 import traceback
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from reid_ray.calibration import Calibration
 from reid_ray.config import PairsJobConfig
 from reid_ray.io import (
     bridges_path, calibration_samples_path, candidates_path, clip_pair_errors_path, clip_pairs_path, pairs_path,
-    read_tables, video_errors_path, write_or_remove, write_table_atomic,
+    read_parquet, read_parquet_schema, read_tables, video_errors_path, write_or_remove, write_table_atomic,
 )
+from reid_ray.storage import OutPath, S3Path, out_root, upload_file
 from reid_ray.pipeline import StageClock
 from reid_ray.records import rle_to_mask
 from reid_ray.schemas import CALIBRATION_SAMPLE, CANDIDATE, ERROR, PAIR, error_row, table_from_rows
@@ -40,7 +41,7 @@ class MissingOutputError(RuntimeError):
     """A file an earlier stage reported written is not there (on a cluster: written to another node's disk)."""
 
 
-def render_review_packets(pairs: list[dict], candidates: dict[str, dict], uri: str, cfg: PairsJobConfig, review_dir: Path) -> None:
+def render_review_packets(pairs: list[dict], candidates: dict[str, dict], uri: str, cfg: PairsJobConfig, review_dir: OutPath) -> None:
     """One PNG per pair routed to humans (skipping those an earlier run drew), decoding only the frames needed."""
     from reid_ray.review.packets import render_pair_row
 
@@ -55,7 +56,12 @@ def render_review_packets(pairs: list[dict], candidates: dict[str, dict], uri: s
     for p in pending:
         fa, fb = frames[p["a_frame"]], frames[p["b_frame"]]
         masks = (_mask(candidates[p["a_candidate_id"]], fa.shape[:2]), _mask(candidates[p["b_candidate_id"]], fb.shape[:2])) if real_masks else (None, None)
-        render_pair_row(p, fa, fb, review_dir, config=cfg.review, mask_a=masks[0], mask_b=masks[1])
+        if isinstance(review_dir, S3Path):  # drawn locally, then put beside the other outputs
+            with tempfile.TemporaryDirectory() as tmp:
+                png = render_pair_row(p, fa, fb, tmp, config=cfg.review, mask_a=masks[0], mask_b=masks[1])
+                upload_file(Path(png), review_dir / Path(png).name)
+        else:
+            render_pair_row(p, fa, fb, review_dir, config=cfg.review, mask_a=masks[0], mask_b=masks[1])
 
 
 def _mask(c: dict, frame_shape: tuple[int, int]):
@@ -69,7 +75,7 @@ def _mask(c: dict, frame_shape: tuple[int, int]):
     return cv2.resize(mask.astype(np.uint8), (frame_shape[1], frame_shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
-def read_candidates(out: Path, video_id: str, clip_pair_ids: list[str]) -> pa.Table:
+def read_candidates(out: OutPath, video_id: str, clip_pair_ids: list[str]) -> pa.Table:
     """The candidates of these finished clip pairs; a missing file is an error, never a silent skip."""
     paths = [candidates_path(out, video_id, cp, side) for cp in clip_pair_ids for side in "ab"]
     missing = [str(p) for p in paths if not p.exists()]
@@ -86,8 +92,8 @@ class SampleClipPairs:
 
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
-        self.out = Path(out_dir)
-        self.clock = StageClock("sample", out_dir)
+        self.out = out_root(out_dir, self.cfg.sources.s3_endpoint_url)
+        self.clock = StageClock("sample", self.out)
 
     def __call__(self, batch: dict) -> dict[str, list]:
         rows = rows_of(batch)
@@ -105,7 +111,7 @@ class SampleClipPairs:
         try:
             candidates = read_candidates(self.out, video_id, [cp_id])
             bridge_file = bridges_path(self.out, video_id, cp_id)
-            bridges = {cp_id: pq.read_table(bridge_file).to_pylist()} if bridge_file.exists() else {}
+            bridges = {cp_id: read_parquet(bridge_file).to_pylist()} if bridge_file.exists() else {}
             samples = [{"video_id": video_id, **s} for s in calibration_samples([row], candidates, self.cfg.proposal, bridges)]
             write_or_remove([], ERROR, err_path)
             write_table_atomic(table_from_rows(samples, CALIBRATION_SAMPLE), calibration_samples_path(self.out, video_id, cp_id))
@@ -121,10 +127,10 @@ def route_key(routing_key: str, finished: list[str]) -> str:
     return hashlib.sha256("\n".join([routing_key, *sorted(finished)]).encode()).hexdigest()[:16]
 
 
-def stored_route_key(path: Path) -> str | None:
+def stored_route_key(path: OutPath) -> str | None:
     if not path.exists():
         return None
-    meta = pq.read_schema(path).metadata or {}
+    meta = read_parquet_schema(path).metadata or {}
     return meta.get(ROUTE_KEY, b"").decode() or None
 
 
@@ -133,10 +139,10 @@ class RouteVideo:
 
     def __init__(self, cfg_json: str, out_dir: str, calibration_json: str, routing_key: str) -> None:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
-        self.out = Path(out_dir)
+        self.out = out_root(out_dir, self.cfg.sources.s3_endpoint_url)
         self.calibration = Calibration.from_json(calibration_json)
         self.routing_key = routing_key
-        self.clock = StageClock("route", out_dir)
+        self.clock = StageClock("route", self.out)
 
     def __call__(self, batch: dict) -> dict[str, list]:
         ids = [str(v) for v in batch["video_id"]]
@@ -149,7 +155,7 @@ class RouteVideo:
         cp_file = clip_pairs_path(self.out, video_id)
         if not cp_file.exists():  # never probed successfully: the probe's error record says why
             return {**status, "status": "not_probed"}
-        clip_pairs = pq.read_table(cp_file).to_pylist()
+        clip_pairs = read_parquet(cp_file).to_pylist()
         finished = [cp for cp in clip_pairs if calibration_samples_path(self.out, video_id, cp["clip_pair_id"]).exists()]
         status.update(n_clip_pairs=len(clip_pairs), n_unfinished=len(clip_pairs) - len(finished))
         if not finished:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from reid_ray.config import PairsJobConfig
-from reid_ray.io import calibration_samples_path, clip_pairs_path, video_errors_path, write_or_remove, write_table_atomic
+from reid_ray.io import calibration_samples_path, clip_pairs_path, read_parquet, video_errors_path, write_or_remove, write_table_atomic
 from reid_ray.pipeline import StageClock
+from reid_ray.storage import out_root
 from reid_ray.schemas import CLIP_PAIR, ERROR, error_row, table_from_rows
 from reid_ray.stages.clip_pairs import ClipSelectionError, select_clip_pairs
 from reid_ray.video.decode import VideoDecodeError, local_video, probe
@@ -26,9 +27,9 @@ def rows_of(batch: dict) -> list[dict]:
 class ProbeStage:
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
-        self.out = Path(out_dir)
+        self.out = out_root(out_dir, self.cfg.sources.s3_endpoint_url)
         self.shot_detector = None
-        self.clock = StageClock("probe", out_dir)
+        self.clock = StageClock("probe", self.out)
         if self.cfg.clip_pairs.shot_constraint != "any":
             from reid_ray.models.transnet import TransNetShotDetector
 
@@ -50,7 +51,7 @@ class ProbeStage:
         err_path = video_errors_path(self.out, "probe", video["video_id"])
         self.failed = False
         if path.exists():  # chosen by an earlier run of this config: keep the same clips
-            return pq.read_table(path).to_pylist()
+            return read_parquet(path).to_pylist()
         try:
             with local_video(video["uri"], self.cfg.sources) as local:
                 info = probe(local)

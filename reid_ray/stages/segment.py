@@ -21,6 +21,7 @@ from reid_ray.io import bridges_path, candidates_path, clip_pair_errors_path, wr
 from reid_ray.models import registry
 from reid_ray.models.dlib_faces import attach_faces_to_people
 from reid_ray.pipeline import StageClock
+from reid_ray.storage import out_root
 from reid_ray.records import Instances
 from reid_ray.schemas import BRIDGE, CANDIDATE, ERROR, error_row, table_from_rows
 from reid_ray.stages.clip_pairs import sample_frames
@@ -56,13 +57,13 @@ class ClipPairSegmentStage:
 
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
-        self.out_dir = Path(out_dir)
+        self.out_dir = out_root(out_dir, self.cfg.sources.s3_endpoint_url)
         self.segmenter = registry.build_segmenter(self.cfg)
         self.faces = registry.build_face_detector(self.cfg)
         self.embedders = registry.build_category_embedders(self.cfg)
         p = self.cfg.proposal
         self.assoc = AssociationParams(min_iou=p.track_iou)
-        self.clock = StageClock("segment", out_dir)
+        self.clock = StageClock("segment", self.out_dir)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         rows = rows_of(batch)
