@@ -62,7 +62,9 @@ class SamplingConfig(Strict):
 
 
 class SegmenterConfig(Strict):
-    backend: Literal["yolox", "yolov8_seg", "sam3"] = "yolox"
+    backend: Literal["yolox", "yolov8_seg", "sam3", "bench_ground_truth"] = Field(
+        "yolox", description="bench_ground_truth: benchmarks only, synthetic ground truth instead of a model (no pixels).",
+    )
     model: str | None = Field(
         None, description="File (yolox, yolov8_seg), hub id or local directory (sam3); None: the file in models_dir, "
         "facebook/sam3.",
@@ -119,7 +121,9 @@ class QualityConfig(Strict):
 class EmbedderChoice(Strict):
     """One patch embedder and the head that pools its patches."""
 
-    backend: Literal["efficientnet_lite0", "osnet_x0_25", "dino"] = "efficientnet_lite0"
+    backend: Literal["efficientnet_lite0", "osnet_x0_25", "dino", "bench_ground_truth"] = Field(
+        "efficientnet_lite0", description="bench_ground_truth: benchmarks only, a function of the synthetic identity.",
+    )
     model: str | None = Field(
         None, description="Hub id or local directory (dino); weights file (osnet_x0_25; None: osnet_x0_25_msmt17.pth in models_dir)."
     )

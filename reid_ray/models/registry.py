@@ -30,7 +30,15 @@ def _sam3(cfg: PairsJobConfig) -> Segmenter:
     return Sam3Segmenter(model=s.model or "facebook/sam3", categories=s.categories, score_threshold=s.score_threshold, device=s.device)
 
 
-SEGMENTERS: dict[str, Callable[[PairsJobConfig], Segmenter]] = {"yolox": _yolox, "yolov8_seg": _yolov8_seg, "sam3": _sam3}
+def _bench_ground_truth(cfg: PairsJobConfig) -> Segmenter:
+    from reid_ray.models.bench_ground_truth import BenchGroundTruthSegmenter  # benchmarks only, never for data
+
+    return BenchGroundTruthSegmenter()
+
+
+SEGMENTERS: dict[str, Callable[[PairsJobConfig], Segmenter]] = {
+    "yolox": _yolox, "yolov8_seg": _yolov8_seg, "sam3": _sam3, "bench_ground_truth": _bench_ground_truth,
+}
 
 
 def build_segmenter(cfg: PairsJobConfig) -> Segmenter:
@@ -72,6 +80,10 @@ def build_embedder(cfg: PairsJobConfig, choice: EmbedderChoice | None = None) ->
         from reid_ray.models.efficientnet import EfficientNetPatchEmbedder
 
         return EfficientNetPatchEmbedder(e.crop_height, e.crop_width, e.device)
+    if e.backend == "bench_ground_truth":
+        from reid_ray.models.bench_ground_truth import BenchGroundTruthEmbedder  # benchmarks only, never for data
+
+        return BenchGroundTruthEmbedder()
     if e.backend == "osnet_x0_25":
         from reid_ray.models.osnet import OSNetPatchEmbedder, resolve_weights
 
