@@ -28,6 +28,10 @@ def apply_stage(ds, stage: Stage):
         num_gpus=r.num_gpus or None,
         batch_size=r.batch_size,
         batch_format="numpy",
+        # An actor lost with its node is restarted and its batch retried elsewhere (Ray Data's defaults, stated
+        # here because the job's fault tolerance rests on them; every stage's writes are idempotent).
+        max_restarts=-1,
+        max_task_retries=-1,
     )
 
 
