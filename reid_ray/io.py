@@ -64,6 +64,23 @@ def clip_pair_errors_path(out: Path, stage: str, video_id: str, clip_pair_id: st
     return out_root(out) / "errors" / stage / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}.parquet"
 
 
+def retire_video(out: OutPath, video_id: str) -> None:
+    """Remove everything made from a video's earlier source (another file, licence or content under the same id,
+    or a licence now refused): its pairs leave the dataset, and a rerun makes them again from what is there now."""
+    from reid_ray.storage import rmtree
+
+    name = video_dir_name(video_id)
+    root = out_root(out)
+    for sub in ("candidates", "bridges", "calibration"):
+        rmtree(root / sub / name)
+    for path in (pairs_path(root, video_id), clip_pairs_path(root, video_id)):
+        path.unlink(missing_ok=True)
+    for stage in ("segment", "sample"):
+        rmtree(root / "errors" / stage / name)
+    for stage in ("probe", "route"):
+        video_errors_path(root, stage, video_id).unlink(missing_ok=True)
+
+
 def stage_stats_dir(out: Path, stage: str) -> OutPath:
     return out_root(out) / "_stats" / stage
 

@@ -23,7 +23,7 @@ import pyarrow.dataset as pads
 
 from reid_ray.calibration import Calibration, calibrate
 from reid_ray.config import ConfigError, PairsJobConfig, StageResources
-from reid_ray.io import SUBDIRS, errors_path, parquet_batches, read_tables, write_json_atomic, write_or_remove
+from reid_ray.io import SUBDIRS, errors_path, parquet_batches, read_tables, retire_video, write_json_atomic, write_or_remove
 from reid_ray.models.registry import preflight
 from reid_ray.pipeline import Stage, apply_stage, init_ray, stage_report
 from reid_ray.schemas import CALIBRATION_SAMPLE, ERROR, PAIR
@@ -78,6 +78,9 @@ def run_pairs_job(cfg: PairsJobConfig, videos: str, out: OutPath) -> dict:
     state = check_run_state(out, cfg)
     sources, refused = list_sources(videos, cfg.sources)
     write_or_remove(refused, ERROR, errors_path(out, "sources"))  # this run's refusals, not an earlier run's
+    for r in refused:  # a licence revoked since an earlier run takes that video's pairs out of the dataset
+        if r["video_id"]:
+            retire_video(out, r["video_id"])
     if not sources:
         raise JobFailed(f"no usable video in {videos}: {len(refused)} refused (see {errors_path(out, 'sources')})"
                         if refused else f"no video found in {videos}")

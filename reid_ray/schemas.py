@@ -36,6 +36,9 @@ CLIP_PAIR = pa.schema(
         ("a_shot", pa.int64()),
         ("b_shot", pa.int64()),
         ("across_cut", pa.bool_()),
+        # What the clip pair was made from (id's uri, licence, content fingerprint): a rerun whose source
+        # differs redoes the video instead of keeping results of other bytes.
+        ("source_key", pa.string()),
     ]
 )
 

@@ -1,6 +1,7 @@
 """Faults during a pair-job run: a worker node lost on a 3-node cluster (``ray.cluster_utils.Cluster``: real raylets on
 this machine), the driver killed (SIGKILL) and interrupted (Ctrl-C) then rerun on the same --out. Each ends with
-exactly a clean run's pairs: same ids and labels, none doubled, none lost.
+exactly a clean run's pairs: same ids and labels, none doubled, none lost. And reruns whose manifest changed under
+the same ids (a licence revoked, an id pointed at another file) do not keep results of what is no longer there.
 
 The job runs with the benchmark backends (configs/bench_scale.yaml: synthetic ground truth instead of networks), so
 that a run takes seconds; every other part of it (Ray Data actors, files, markers, calibration, routing) is the real
@@ -124,3 +125,25 @@ def test_worker_node_lost_mid_run_equals_a_clean_run(corpus, clean, tmp_path):
         assert pair_rows(out) == clean
     finally:
         cluster.shutdown()
+
+
+def test_a_revoked_licence_or_a_repointed_id_does_not_keep_old_pairs(corpus, tmp_path):
+    out = tmp_path / "out"
+    run_job(corpus, out)
+    old_key = pq.read_table(out / "clip_pairs" / "cam1.parquet").column("source_key")[0].as_py()
+    other = tmp_path / "other.mp4"
+    other.write_bytes((corpus.parent / "cam1.mp4").read_bytes())  # same bytes, another file: another source
+    lines = corpus.read_text().splitlines()
+    lines = [l.replace("cam0.mp4,synthetic", "cam0.mp4,proprietary") for l in lines]  # licence revoked
+    lines = [f"cam1,{other},synthetic" if l.startswith("cam1,") else l for l in lines]
+    changed = tmp_path / "manifest.csv"
+    changed.write_text("\n".join(lines) + "\n")
+
+    run_job(changed, out)
+    report = json.loads((out / "report.json").read_text())
+    assert not (out / "pairs" / "cam0.parquet").exists() and not (out / "calibration" / "cam0").exists()
+    assert pq.read_table(out / "clip_pairs" / "cam1.parquet").column("source_key")[0].as_py() != old_key
+    assert report["this_run"]["model_stages"]["counts"]["clip_pairs_ok"] == 8  # cam1 redone, nothing else
+    rows = [r for p in (out / "pairs").glob("*.parquet") for r in pq.read_table(p).to_pylist()]
+    assert {r["a_video_id"] for r in rows} == {f"cam{i}" for i in range(1, N_VIDEOS)}
+    assert report["dataset_card"]["pairs"] == len(rows)  # the card counts what is in the dataset, nothing else

@@ -78,6 +78,7 @@ def select_clip_pairs(
             "a_shot": a_shot,
             "b_shot": b_shot,
             "across_cut": a_shot != b_shot,
+            "source_key": video.get("source_key", ""),
         }
     if not rows:
         duration = n_frames / fps if fps else 0.0

@@ -4,19 +4,26 @@ marker: new, or failed on an earlier run); a video that cannot be used becomes a
 ``errors/probe/`` and emits nothing."""
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from reid_ray.config import PairsJobConfig
-from reid_ray.io import calibration_samples_path, clip_pairs_path, read_parquet, video_errors_path, write_or_remove, write_table_atomic
+from reid_ray.io import calibration_samples_path, clip_pairs_path, read_parquet, retire_video, video_errors_path, write_or_remove, write_table_atomic
 from reid_ray.pipeline import StageClock
 from reid_ray.storage import out_root
 from reid_ray.schemas import CLIP_PAIR, ERROR, error_row, table_from_rows
 from reid_ray.stages.clip_pairs import ClipSelectionError, select_clip_pairs
-from reid_ray.video.decode import VideoDecodeError, local_video, probe
+from reid_ray.video.decode import VideoDecodeError, content_fingerprint, local_video, probe
 
 CLIP_PAIR_FIELDS = tuple(CLIP_PAIR.names)
+
+
+def source_key(video: dict, fingerprint: str) -> str:
+    payload = json.dumps([video["uri"], video["license"], fingerprint])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def rows_of(batch: dict) -> list[dict]:
@@ -50,9 +57,13 @@ class ProbeStage:
         path = clip_pairs_path(self.out, video["video_id"])
         err_path = video_errors_path(self.out, "probe", video["video_id"])
         self.failed = False
-        if path.exists():  # chosen by an earlier run of this config: keep the same clips
-            return read_parquet(path).to_pylist()
         try:
+            video = {**video, "source_key": source_key(video, content_fingerprint(video["uri"], self.cfg.sources))}
+            if path.exists():  # chosen by an earlier run of this config: the same clips, if made from the same source
+                rows = read_parquet(path).to_pylist()
+                if rows and rows[0].get("source_key") == video["source_key"]:
+                    return rows
+                retire_video(self.out, video["video_id"])  # another file, licence or content under this id
             with local_video(video["uri"], self.cfg.sources) as local:
                 info = probe(local)
                 shots = self.shot_detector.shots(local) if self.shot_detector else None

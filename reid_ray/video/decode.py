@@ -81,6 +81,20 @@ def local_video(uri: str, cfg: SourcesConfig) -> Iterator[str]:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def content_fingerprint(uri: str, cfg: SourcesConfig) -> str:
+    """What identifies a source's bytes without reading them: size and modification time of a file, size and ETag
+    of an S3 object. A file replaced under the same name gets another fingerprint."""
+    try:
+        if uri.startswith("s3://"):
+            bucket, key = split_s3_uri(uri)
+            head = make_s3_client(cfg).head_object(Bucket=bucket, Key=key)
+            return f"s3:{head['ContentLength']}:{head.get('ETag', '')}"
+        st = os.stat(uri[len("file://"):] if uri.startswith("file://") else uri)
+        return f"file:{st.st_size}:{st.st_mtime_ns}"
+    except (OSError, ClientError, BotoCoreError, Boto3Error) as err:
+        raise VideoDecodeError(f"source not readable: {uri} ({err})") from None
+
+
 def _download(uri: str, cfg: SourcesConfig, cache: Path) -> str:
     bucket, key = split_s3_uri(uri)
     # Hash of the uri + a readable name: keys may hold '..' or clash by basename across prefixes.
