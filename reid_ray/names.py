@@ -69,3 +69,8 @@ def safe_name(video_id: str) -> str:
     elif slug.split(".", 1)[0].lower() in _DEVICES:
         slug = f"_{slug}"  # Windows reads nul.x~... as the device too
     return f"{slug}{_SEP}{digest}"
+
+
+def packet_file_name(pair_id: str) -> str:
+    """The review packet of a pair (``<review>/<name>``): pair ids embed video ids, which may be any text."""
+    return f"{safe_name(pair_id)}.png"

@@ -155,7 +155,7 @@ def test_manifest_formats(fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     videos, errors = list_sources(str(manifest), SourcesConfig())
     _check_schemas(videos, errors)
 
-    assert [v["video_id"] for v in videos] == ["cam_1", "shop", "remote"]
+    assert [v["video_id"] for v in videos] == ["cam 1", "shop", "remote"]  # manifest ids exactly (files: safe_name)
     assert videos[0]["uri"] == str((tmp_path / "media" / "b.mp4").resolve())
     assert videos[1]["uri"] == str(clip.resolve()) and videos[1]["license"] == "CAVIAR-research"
     assert videos[2]["uri"] == "s3://bucket/v/r.mp4"
@@ -260,3 +260,12 @@ def test_s3_manifest_resolves_relative_keys(s3_server: str) -> None:
         ("c2", "s3://elsewhere/b.mp4"),
     ]
     assert json.loads(videos[0]["metadata"]) == {"camera": "north"}
+
+
+def test_manifest_ids_are_kept_exactly_and_never_merged(tmp_path: Path) -> None:
+    """Ids that one sanitiser would fold together ('视频' and 'видео' -> '_') stay two videos."""
+    ids = ["视频", "видео", "a/b", "a\\b", "x" * 300]
+    lines = ["video_id,uri,license"] + [f'"{vid}",{_touch(tmp_path / f"v{i}.mp4").name},synthetic' for i, vid in enumerate(ids)]
+    (tmp_path / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    videos, errors = list_sources(str(tmp_path / "manifest.csv"), SourcesConfig())
+    assert errors == [] and [v["video_id"] for v in videos] == ids

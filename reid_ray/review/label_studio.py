@@ -18,6 +18,7 @@ from typing import TextIO
 
 import pyarrow.compute as pc
 
+from reid_ray.names import packet_file_name
 from reid_ray.review.json_stream import JsonArrayWriter, JsonStreamError, iter_json_array
 from reid_ray.review.pair_stream import pair_batches, pair_files
 
@@ -56,7 +57,7 @@ def labeling_config_xml() -> str:
 
 def default_image_uri(prefix: str = "") -> Callable[[Mapping], str]:
     """``<prefix><pair_id>.png``: relative to review_dir by default; a URL or storage prefix for hosted images."""
-    return lambda pair: f"{prefix}{pair['pair_id']}.png"
+    return lambda pair: f"{prefix}{packet_file_name(pair['pair_id'])}"
 
 
 def tasks_json(pairs: Iterable[Mapping], image_uri_for: Callable[[Mapping], str]) -> list[dict]:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from reid_ray.config import ReviewConfig
+from reid_ray.names import packet_file_name
 
 BOX_RGB = (0, 255, 0)  # pure green: rare in indoor/street footage, reads well on grey and dark scenes
 MASK_RGB = (255, 0, 255)  # magenta contour: distinct from the box where both are drawn
@@ -113,7 +114,7 @@ def render_pair_row(
         pair["a_bbox"],
         frame_b,
         pair["b_bbox"],
-        Path(review_dir) / f"{pair['pair_id']}.png",
+        Path(review_dir) / packet_file_name(pair["pair_id"]),
         title=pair_title(pair),
         thumb_height=cfg.thumb_height,
         context_px=cfg.context_px,

@@ -25,6 +25,7 @@ from reid_ray.io import (
     read_parquet, read_parquet_schema, read_tables, video_errors_path, write_or_remove, write_table_atomic,
 )
 from reid_ray.storage import OutPath, S3Path, out_root, upload_file
+from reid_ray.names import packet_file_name
 from reid_ray.pipeline import StageClock
 from reid_ray.records import rle_to_mask
 from reid_ray.schemas import CALIBRATION_SAMPLE, CANDIDATE, ERROR, PAIR, error_row, table_from_rows
@@ -45,7 +46,7 @@ def render_review_packets(pairs: list[dict], candidates: dict[str, dict], uri: s
     """One PNG per pair routed to humans (skipping those an earlier run drew), decoding only the frames needed."""
     from reid_ray.review.packets import render_pair_row
 
-    pending = [p for p in pairs if p["label"] == "pending_review" and not (review_dir / f"{p['pair_id']}.png").exists()]
+    pending = [p for p in pairs if p["label"] == "pending_review" and not (review_dir / packet_file_name(p['pair_id'])).exists()]
     if not pending:
         return
     frames_needed = sorted({p["a_frame"] for p in pending} | {p["b_frame"] for p in pending})

@@ -300,9 +300,10 @@ def _uri_stem(uri: str) -> str:
 
 
 def _assign_id(entry: _Entry, used: set[str]) -> tuple[str, str]:
-    """(video_id, problem). Manifest ids are authoritative (a clash is an error); derived ids get a hash."""
-    if entry.video_id is not None and sanitize_id(entry.video_id):
-        vid = sanitize_id(entry.video_id)
+    """(video_id, problem). Manifest ids are authoritative and kept exactly (a clash is an error; files are named
+    by ``reid_ray.names.safe_name``); derived ids are sanitised and get a hash on a clash."""
+    if entry.video_id is not None and entry.video_id.strip():
+        vid = entry.video_id
         if vid in used:
             return vid, f"{entry.where}: duplicate video_id '{vid}' (the first use is kept)"
         return vid, ""
@@ -333,7 +334,7 @@ def _settle(entries: list[_Entry], cfg: SourcesConfig) -> tuple[list[dict], list
 
     for entry in entries:
         if entry.error:
-            refuse(entry, entry.error, entry.error_type, sanitize_id(entry.video_id or ""))
+            refuse(entry, entry.error, entry.error_type, entry.video_id or "")
             continue
         if entry.uri in seen_uris:
             where = f"{entry.where}: " if entry.where else ""

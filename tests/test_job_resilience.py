@@ -1,4 +1,4 @@
-"""Faults during a pair-job run: a worker node lost on a 3-node cluster (``ray.cluster_utils.Cluster``: real raylets on
+"""Faults and reruns of the pair job. Faults during a run: a worker node lost on a 3-node cluster (``ray.cluster_utils.Cluster``: real raylets on
 this machine), the driver killed (SIGKILL) and interrupted (Ctrl-C) then rerun on the same --out. Each ends with
 exactly a clean run's pairs: same ids and labels, none doubled, none lost. And reruns whose manifest changed under
 the same ids (a licence revoked, an id pointed at another file) do not keep results of what is no longer there.
@@ -147,3 +147,18 @@ def test_a_revoked_licence_or_a_repointed_id_does_not_keep_old_pairs(corpus, tmp
     rows = [r for p in (out / "pairs").glob("*.parquet") for r in pq.read_table(p).to_pylist()]
     assert {r["a_video_id"] for r in rows} == {f"cam{i}" for i in range(1, N_VIDEOS)}
     assert report["dataset_card"]["pairs"] == len(rows)  # the card counts what is in the dataset, nothing else
+
+
+def test_any_video_id_gets_its_own_safe_files(corpus, tmp_path):
+    """Ids are free text: too long for a file name, slashes, scripts a sanitiser folds together, the job's own names."""
+    ids = ["x" * 300, "视频", "видео", "a/b", "a\\b", "errors"]
+    lines = ["video_id,uri,license"] + [f'"{vid}",{corpus.parent / f"cam{i}.mp4"},synthetic' for i, vid in enumerate(ids)]
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    run_job(manifest, out, "clip_pairs.pairs_per_video=3")
+    files = sorted((out / "pairs").glob("*.parquet"))
+    assert len(files) == len(ids) and all(len(f.name.encode()) <= 110 for f in files)
+    by_file = {f.name: {r["a_video_id"] for r in pq.read_table(f).to_pylist()} for f in files}
+    assert sorted(v for vids in by_file.values() for v in vids) == sorted(ids)  # one video per file, exact ids
+    assert (out / "errors").is_dir() and json.loads((out / "report.json").read_text())["videos"]["finished"] == len(ids)
