@@ -6,7 +6,7 @@ speed; only the provider, the head's type name and a short idle timeout differ),
 node the autoscaler launches is a real raylet on this machine declaring the worker type's resources (GPUs
 as logical resources). The driver is a separate Python process (the pytest process may already hold an
 in-process Ray): it runs the model stage exactly as the pair job places it (``reid_ray.pipeline.apply_stage``
-with ``configs/gpu.yaml``'s ``resources.segment``: 4 CPUs + 1 GPU per actor, 1..8 actors), records every
+with ``configs/gpu.yaml``'s ``resources.segment``: 2 CPUs + 1 GPU per actor, 1..8 actors), records every
 0.5 s the alive GPU nodes and the GPU demand the autoscaler sees, and after the job waits for the idle GPU
 workers to be terminated.
 
