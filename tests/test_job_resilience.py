@@ -162,3 +162,17 @@ def test_any_video_id_gets_its_own_safe_files(corpus, tmp_path):
     by_file = {f.name: {r["a_video_id"] for r in pq.read_table(f).to_pylist()} for f in files}
     assert sorted(v for vids in by_file.values() for v in vids) == sorted(ids)  # one video per file, exact ids
     assert (out / "errors").is_dir() and json.loads((out / "report.json").read_text())["videos"]["finished"] == len(ids)
+
+
+def test_a_run_where_every_source_is_refused_fails_and_replaces_old_refusals(corpus, tmp_path):
+    folder = corpus.parent
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"video_id,uri,license\ncam0,{folder / 'cam0.mp4'},proprietary\n")
+    out = tmp_path / "out"
+    failed = subprocess.run(job(manifest, out, "clip_pairs.pairs_per_video=2"), capture_output=True, text=True, timeout=600, env=clean_env())
+    assert failed.returncode == 1 and "no usable video" in failed.stderr and "1 refused" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert pq.read_table(out / "errors" / "sources.parquet").num_rows == 1
+    manifest.write_text(f"video_id,uri,license\ncam0,{folder / 'cam0.mp4'},synthetic\n")  # licence fixed
+    run_job(manifest, out, "clip_pairs.pairs_per_video=2")
+    assert not (out / "errors" / "sources.parquet").exists()  # the old refusal is not kept

@@ -90,33 +90,6 @@ def test_report_gives_each_stage_rows_busy_and_idle_seconds(first_run):
     assert stages["segment"]["busy_s"] > stages["decode"]["busy_s"]  # the models, not the decoder, are the work
 
 
-def test_a_run_where_every_source_is_refused_fails_and_replaces_old_refusals(ray_local, corpus, cfg, tmp_path):
-    from reid_ray.pairs_job import JobFailed
-
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    (folder / "secret.mp4").write_bytes((corpus[0] / "secret.mp4").read_bytes())
-    (folder / "manifest.csv").write_text("video_id,uri,license\nsecret,secret.mp4,proprietary\n")
-    out = tmp_path / "out"
-    with pytest.raises(JobFailed, match="1 refused"):
-        run_pairs_job(cfg, str(folder / "manifest.csv"), out)
-    assert pq.read_table(out / "errors" / "sources.parquet").num_rows == 1
-    (folder / "manifest.csv").write_text("video_id,uri,license\nsecret,secret.mp4,synthetic\n")  # licence fixed
-    run_pairs_job(cfg, str(folder / "manifest.csv"), out)
-    assert not (out / "errors" / "sources.parquet").exists()  # the old refusal is not kept
-
-
-def test_review_packets_for_pending_pairs(first_run):
-    out, _ = first_run
-    pending = [r for r in all_pairs(out).to_pylist() if r["label"] == "pending_review"]
-    tasks = json.loads((out / "review/tasks.json").read_text())
-    records = [json.loads(line) for line in (out / "review/records.jsonl").read_text().splitlines() if line.strip()]
-    assert len(tasks) == len(records) == len(pending)
-    for p in pending:
-        assert (out / "review" / f"{p['pair_id']}.png").exists()
-    assert (out / "review/labeling_config.xml").exists()
-
-
 def test_rerun_skips_finished_work_and_writes_no_duplicates(first_run, cfg, corpus):
     out, _ = first_run
     before = {p.name: p.read_bytes() for p in (out / "pairs").glob("*.parquet")}
