@@ -11,7 +11,8 @@ Each size runs in a fresh subprocess (its own Ray), sized in videos from the pai
 (or ``PAIRS_PER_VIDEO``, measured on this profile). Printed per size and written to ``<out>/bench_scale.json``:
 pairs, wall seconds, pairs/s, driver peak RSS, peak of the summed RSS of every Ray process the run started (its
 raylet, GCS and workers; /proc sampled every 0.5 s), object-store spill, review PNGs drawn, per-stage clocks and
-the machine's load average (the machine is shared: compare with it). A size that runs past ``--max-seconds``
+CPU seconds of the driver and every Ray process, and the machine's load average (the machine is shared: wall
+seconds depend on what else runs, CPU seconds much less). A size that runs past ``--max-seconds``
 is stopped and reported with the clip pairs it finished.
 
     python bench/bench_scale.py --out /tmp/bench_scale [--sizes 10000 100000 1000000] [--max-seconds 900]
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "bench_scale.yaml"
-PAIRS_PER_VIDEO = 150  # measured on configs/bench_scale.yaml (20 clip pairs per video, ~7.5 pairs each)
+PAIRS_PER_VIDEO = 160  # measured on configs/bench_scale.yaml (20 clip pairs per video, ~8 pairs each)
 SOURCE = {"width": 640, "height": 200, "fps": 10.0, "n_frames": 300, "n_people": 4}  # the one real file
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1 << 20
@@ -58,6 +59,16 @@ def _children() -> dict[int, list[int]]:
     return out
 
 
+def _cpu_s(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _rss(pid: int) -> tuple[int, int]:
     """(resident, resident minus shared) bytes."""
     try:
@@ -77,6 +88,8 @@ class MemorySampler:
         self.every_s = every_s
         self.driver_peak = self.ray_peak = self.ray_unshared_peak = 0
         self.ray_processes_peak = 0
+        self.ray_cpu_s: dict[int, float] = {}  # pid -> CPU seconds at its last sample (the machine is shared:
+        # CPU seconds per pair do not depend on what else runs, wall seconds do)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -100,6 +113,8 @@ class MemorySampler:
         self.ray_peak = max(self.ray_peak, sum(s[0] for s in sizes))
         self.ray_unshared_peak = max(self.ray_unshared_peak, sum(s[1] for s in sizes))
         self.ray_processes_peak = max(self.ray_processes_peak, len(seen))
+        for p in seen:
+            self.ray_cpu_s[p] = max(self.ray_cpu_s.get(p, 0.0), _cpu_s(p))
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
@@ -192,6 +207,8 @@ def run_one(n_videos: int, out: Path, source: Path, max_seconds: float, override
         ray_peak_mib=round(mem.ray_peak / MIB),
         ray_unshared_peak_mib=round(mem.ray_unshared_peak / MIB),
         ray_processes_peak=mem.ray_processes_peak,
+        driver_cpu_s=round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
+        ray_cpu_s=round(sum(mem.ray_cpu_s.values()), 1),
         load_avg_end=os.getloadavg(),
         clip_pairs_finished=sum(1 for _ in (job / "calibration").rglob("*.parquet")),
         review_pngs=sum(1 for _ in (job / "review").glob("*.png")),
@@ -220,11 +237,12 @@ def row(size: int, r: dict) -> str:
     rate = r.get("pairs_per_s", float("nan"))
     return (f"{size:>9} {str(pairs):>22} {r['wall_s']:>8.1f} {rate:>8.1f} {r['driver_peak_mib']:>8} "
             f"{r['ray_peak_mib']:>8} {r['ray_unshared_peak_mib']:>9} {spill:>8.1f} {r['review_pngs']:>6} "
+            f"{r.get('driver_cpu_s', float('nan')) + r.get('ray_cpu_s', float('nan')):>7.0f} "
             f"{'/'.join(f'{x:.1f}' for x in r['load_avg_start'])}")
 
 
 HEADER = (f"{'target':>9} {'pairs':>22} {'wall s':>8} {'pairs/s':>8} {'drv MiB':>8} {'ray MiB':>8} "
-          f"{'ray uns.':>9} {'spill MiB':>8} {'PNGs':>6} load(1/5/15)")
+          f"{'ray uns.':>9} {'spill MiB':>8} {'PNGs':>6} {'CPU s':>7} load(1/5/15)")
 
 
 def main(argv: list[str] | None = None) -> int:
