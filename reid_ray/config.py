@@ -84,6 +84,16 @@ class SegmenterConfig(Strict):
         "core", description="Mask of a box-only detection: the filled box, or its central core (less background)."
     )
     device: str = "cpu"
+    simulated_seconds_per_frame: float = Field(
+        0, ge=0, description="bench_ground_truth only: time spent per frame, standing in for a model's (overlap "
+        "benchmarks and fault tests); outputs do not change.",
+    )
+
+    @model_validator(mode="after")
+    def _simulated_time_only_for_bench(self) -> "SegmenterConfig":
+        if self.simulated_seconds_per_frame and self.backend != "bench_ground_truth":
+            raise ValueError("simulated_seconds_per_frame applies only to the bench_ground_truth backend")
+        return self
 
 
 class FacesConfig(Strict):
@@ -275,7 +285,8 @@ class PairsJobConfig(JobConfig):
 
     def fingerprint(self) -> str:
         """Key of everything that changes results (not where Ray runs): a rerun with another one is refused."""
-        payload = self.model_dump(mode="json", exclude={"resources": True, "review": {"project_title"}})
+        payload = self.model_dump(mode="json", exclude={"resources": True, "review": {"project_title"},
+                                                        "segmenter": {"simulated_seconds_per_frame"}})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

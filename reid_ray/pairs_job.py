@@ -25,7 +25,7 @@ from reid_ray.calibration import Calibration, calibrate
 from reid_ray.config import ConfigError, PairsJobConfig, StageResources
 from reid_ray.io import SUBDIRS, errors_path, parquet_batches, read_tables, retire_video, write_json_atomic, write_or_remove
 from reid_ray.models.registry import preflight
-from reid_ray.pipeline import Stage, apply_stage, init_ray, stage_report
+from reid_ray.pipeline import Stage, apply_stage, in_blocks_of, init_ray, stage_report
 from reid_ray.schemas import CALIBRATION_SAMPLE, ERROR, PAIR
 from reid_ray.storage import OutPath, S3Path, out_root, rmtree, upload_file
 from reid_ray.video.sources import list_sources
@@ -121,6 +121,7 @@ def run_model_stages(cfg: PairsJobConfig, sources: list[dict], out: OutPath) -> 
     r = cfg.resources
     ds = _videos_dataset(sources)
     ds = apply_stage(ds, Stage("probe", ProbeStage, kwargs, r.probe))
+    ds = in_blocks_of(ds, r.segment.batch_size)
     ds = apply_stage(ds, Stage("decode", DecodeClipPairs, kwargs, r.decode))
     ds = apply_stage(ds, Stage("segment", ClipPairSegmentStage, kwargs, r.segment))
     ds = apply_stage(ds, Stage("sample", SampleClipPairs, kwargs, r.sample))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,12 +20,18 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from reid_ray.io import clip_pairs_path, pairs_path, video_dir_name
 from reid_ray.video.synthetic import SyntheticSpec, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.ray
-N_VIDEOS = 6
-OVERRIDES = ["clip_pairs.pairs_per_video=8", "resources.num_cpus=2"]
+# Ids are free text: too long for a file name, scripts a sanitiser folds together, slashes, the job's own names.
+IDS = ["x" * 300, "视频", "видео", "a/b", "a\\b", "errors"]
+N_VIDEOS = len(IDS)
+SLOW = "segmenter.simulated_seconds_per_frame=0.02"  # model time per frame (outputs unchanged): faults land mid-run
+# Batches of 2 clip pairs: a fault finds few in flight (with 16 a batch's clip pairs finish together).
+OVERRIDES = ["clip_pairs.pairs_per_video=8", "resources.num_cpus=2", "resources.decode.batch_size=2",
+             "resources.segment.batch_size=2", "resources.sample.batch_size=2"]
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +39,22 @@ def corpus(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("fault_corpus")
     video = generate(SyntheticSpec(video_id="source", width=640, height=200, fps=10.0, n_frames=300, n_people=4, seed=3), folder)
     lines = ["video_id,uri,license"]
-    for i in range(N_VIDEOS):  # each id is its own ground-truth scene; the job refuses one uri listed twice
+    for i, vid in enumerate(IDS):  # each id is its own ground-truth scene; the job refuses one uri listed twice
         link = folder / f"cam{i}.mp4"
         os.link(video.video_path, link)
-        lines.append(f"cam{i},{link},synthetic")
-    (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+        lines.append(f'"{vid}",{link},synthetic')
+    (folder / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder / "manifest.csv"
+
+
+def manifest_with(corpus: Path, folder: Path, license_of: dict[str, str] | None = None, uri_of: dict[str, Path] | None = None) -> Path:
+    """The corpus manifest with some licences or uris changed."""
+    license_of, uri_of = license_of or {}, uri_of or {}
+    lines = ["video_id,uri,license"] + [f'"{vid}",{uri_of.get(vid, corpus.parent / f"cam{i}.mp4")},{license_of.get(vid, "synthetic")}'
+                                        for i, vid in enumerate(IDS)]
+    path = folder / "manifest.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def job(manifest: Path, out: Path, *extra: str) -> list[str]:
@@ -65,10 +82,16 @@ def pair_rows(out: Path) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def clean(corpus, tmp_path_factory) -> list[tuple]:
+def clean_out(corpus, tmp_path_factory) -> Path:
+    """One uninterrupted run; tests compare with it or start from a copy of it."""
     out = tmp_path_factory.mktemp("clean") / "out"
     run_job(corpus, out)
-    rows = pair_rows(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean(clean_out) -> list[tuple]:
+    rows = pair_rows(clean_out)
     assert len(rows) > 100
     return rows
 
@@ -77,7 +100,7 @@ def wait_for_progress(out: Path, proc: subprocess.Popen, at_least: int, timeout_
     """Until ``at_least`` clip pairs have finished their model work (their markers are written)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if len(list((out / "calibration").rglob("*.parquet"))) >= at_least:
+        if finished_clip_pairs(out) >= at_least:
             return
         if proc.poll() is not None:
             pytest.fail(f"the job ended before the fault: {proc.stderr.read()[-3000:]}")
@@ -85,26 +108,43 @@ def wait_for_progress(out: Path, proc: subprocess.Popen, at_least: int, timeout_
     pytest.fail("the job made no progress")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
-def test_driver_killed_mid_run_then_rerun_equals_a_clean_run(corpus, clean, tmp_path, sig):
-    out = tmp_path / "out"
-    proc = subprocess.Popen(job(corpus, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
-                            start_new_session=sig == signal.SIGKILL)
-    wait_for_progress(out, proc, at_least=N_VIDEOS * 8 // 3)
-    if sig == signal.SIGKILL:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started, as a machine loss would
-    else:
-        proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    finished = len(list((out / "calibration").rglob("*.parquet")))
-    assert finished < N_VIDEOS * 8, "the fault came after the work: nothing was tested"
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130 and "interrupted; rerun with the same --out to resume" in stderr
-        assert "Traceback" not in stderr
+def finished_clip_pairs(out: Path) -> int:
+    return len(list((out / "calibration").rglob("*.parquet")))
+
+
+def test_all_refused_then_driver_killed_then_interrupted_then_rerun_equals_a_clean_run(corpus, clean, tmp_path):
+    """On one --out: a run whose every source is refused (exit 1, why on the console); SIGKILL mid-run; a rerun
+    interrupted with Ctrl-C; a rerun to the end. The end is a clean run's pairs, and no stale refusal is kept."""
+    out, total = tmp_path / "out", N_VIDEOS * 8
+    refused = subprocess.run(job(manifest_with(corpus, tmp_path, {v: "proprietary" for v in IDS}), out),
+                             capture_output=True, text=True, timeout=600, env=clean_env())
+    assert refused.returncode == 1 and "no usable video" in refused.stderr and f"{N_VIDEOS} refused" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert pq.read_table(out / "errors" / "sources.parquet").num_rows == N_VIDEOS
+
+    killed = subprocess.Popen(job(corpus, out, SLOW), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=clean_env(), start_new_session=True)
+    wait_for_progress(out, killed, at_least=total // 4)
+    os.killpg(killed.pid, signal.SIGKILL)  # the driver and the local Ray it started, as a machine loss would
+    killed.communicate(timeout=120)
+    after_kill = finished_clip_pairs(out)
+    assert after_kill < total, "the kill came after the work: nothing was tested"
+
+    interrupted = subprocess.Popen(job(corpus, out, SLOW), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=clean_env())
+    wait_for_progress(out, interrupted, at_least=after_kill + total // 8)
+    interrupted.send_signal(signal.SIGINT)
+    _, stderr = interrupted.communicate(timeout=120)
+    after_interrupt = finished_clip_pairs(out)
+    assert after_interrupt < total, "the Ctrl-C came after the work: nothing was tested"
+    assert interrupted.returncode == 130 and "interrupted; rerun with the same --out to resume" in stderr
+    assert "Traceback" not in stderr
+
     run_job(corpus, out)
     assert pair_rows(out) == clean
     report = json.loads((out / "report.json").read_text())
-    assert report["this_run"]["model_stages"]["counts"].get("clip_pairs_ok", 0) <= N_VIDEOS * 8 - finished  # resumed
+    assert report["this_run"]["model_stages"]["counts"].get("clip_pairs_ok", 0) <= total - after_interrupt  # resumed
+    assert not (out / "errors" / "sources.parquet").exists()  # the first run's refusals are not kept
 
 
 def test_worker_node_lost_mid_run_equals_a_clean_run(corpus, clean, tmp_path):
@@ -117,9 +157,10 @@ def test_worker_node_lost_mid_run_equals_a_clean_run(corpus, clean, tmp_path):
         cluster.wait_for_nodes()
         out = tmp_path / "out"
         env = clean_env(RAY_ADDRESS=cluster.address)
-        proc = subprocess.Popen(job(corpus, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.Popen(job(corpus, out, SLOW), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         wait_for_progress(out, proc, at_least=N_VIDEOS * 8 // 4)
         cluster.remove_node(doomed, allow_graceful=False)  # its raylet and every worker on it die
+        assert finished_clip_pairs(out) < N_VIDEOS * 8, "the node died after the work: nothing was tested"
         _, stderr = proc.communicate(timeout=600)
         assert proc.returncode == 0, stderr[-4000:]
         assert pair_rows(out) == clean
@@ -127,52 +168,30 @@ def test_worker_node_lost_mid_run_equals_a_clean_run(corpus, clean, tmp_path):
         cluster.shutdown()
 
 
-def test_a_revoked_licence_or_a_repointed_id_does_not_keep_old_pairs(corpus, tmp_path):
+def test_a_revoked_licence_or_a_repointed_id_does_not_keep_old_pairs(corpus, clean_out, tmp_path):
     out = tmp_path / "out"
-    run_job(corpus, out)
-    old_key = pq.read_table(out / "clip_pairs" / "cam1.parquet").column("source_key")[0].as_py()
+    shutil.copytree(clean_out, out)  # a finished run of the same manifest and files
+    revoked, repointed = IDS[0], IDS[1]
+    old_key = pq.read_table(clip_pairs_path(out, repointed)).column("source_key")[0].as_py()
     other = tmp_path / "other.mp4"
     other.write_bytes((corpus.parent / "cam1.mp4").read_bytes())  # same bytes, another file: another source
-    lines = corpus.read_text().splitlines()
-    lines = [l.replace("cam0.mp4,synthetic", "cam0.mp4,proprietary") for l in lines]  # licence revoked
-    lines = [f"cam1,{other},synthetic" if l.startswith("cam1,") else l for l in lines]
-    changed = tmp_path / "manifest.csv"
-    changed.write_text("\n".join(lines) + "\n")
+    run_job(manifest_with(corpus, tmp_path, {revoked: "proprietary"}, {repointed: other}), out)
 
-    run_job(changed, out)
     report = json.loads((out / "report.json").read_text())
-    assert not (out / "pairs" / "cam0.parquet").exists() and not (out / "calibration" / "cam0").exists()
-    assert pq.read_table(out / "clip_pairs" / "cam1.parquet").column("source_key")[0].as_py() != old_key
-    assert report["this_run"]["model_stages"]["counts"]["clip_pairs_ok"] == 8  # cam1 redone, nothing else
+    assert not pairs_path(out, revoked).exists() and not (out / "calibration" / video_dir_name(revoked)).exists()
+    assert pq.read_table(clip_pairs_path(out, repointed)).column("source_key")[0].as_py() != old_key
+    assert report["this_run"]["model_stages"]["counts"]["clip_pairs_ok"] == 8  # the repointed id redone, nothing else
     rows = [r for p in (out / "pairs").glob("*.parquet") for r in pq.read_table(p).to_pylist()]
-    assert {r["a_video_id"] for r in rows} == {f"cam{i}" for i in range(1, N_VIDEOS)}
+    assert {r["a_video_id"] for r in rows} == set(IDS[1:])
     assert report["dataset_card"]["pairs"] == len(rows)  # the card counts what is in the dataset, nothing else
+    assert pq.read_table(out / "errors" / "sources.parquet").column("video_id").to_pylist() == [revoked]
 
 
-def test_any_video_id_gets_its_own_safe_files(corpus, tmp_path):
-    """Ids are free text: too long for a file name, slashes, scripts a sanitiser folds together, the job's own names."""
-    ids = ["x" * 300, "视频", "видео", "a/b", "a\\b", "errors"]
-    lines = ["video_id,uri,license"] + [f'"{vid}",{corpus.parent / f"cam{i}.mp4"},synthetic' for i, vid in enumerate(ids)]
-    manifest = tmp_path / "manifest.csv"
-    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out = tmp_path / "out"
-    run_job(manifest, out, "clip_pairs.pairs_per_video=3")
-    files = sorted((out / "pairs").glob("*.parquet"))
-    assert len(files) == len(ids) and all(len(f.name.encode()) <= 110 for f in files)
+def test_any_video_id_gets_its_own_safe_files(clean_out):
+    """The clean run's ids: one bounded, distinct file per video, each holding exactly its id."""
+    files = sorted((clean_out / "pairs").glob("*.parquet"))
+    assert len(files) == len(IDS) and all(len(f.name.encode()) <= 110 for f in files)
     by_file = {f.name: {r["a_video_id"] for r in pq.read_table(f).to_pylist()} for f in files}
-    assert sorted(v for vids in by_file.values() for v in vids) == sorted(ids)  # one video per file, exact ids
-    assert (out / "errors").is_dir() and json.loads((out / "report.json").read_text())["videos"]["finished"] == len(ids)
-
-
-def test_a_run_where_every_source_is_refused_fails_and_replaces_old_refusals(corpus, tmp_path):
-    folder = corpus.parent
-    manifest = tmp_path / "manifest.csv"
-    manifest.write_text(f"video_id,uri,license\ncam0,{folder / 'cam0.mp4'},proprietary\n")
-    out = tmp_path / "out"
-    failed = subprocess.run(job(manifest, out, "clip_pairs.pairs_per_video=2"), capture_output=True, text=True, timeout=600, env=clean_env())
-    assert failed.returncode == 1 and "no usable video" in failed.stderr and "1 refused" in failed.stderr
-    assert "Traceback" not in failed.stderr
-    assert pq.read_table(out / "errors" / "sources.parquet").num_rows == 1
-    manifest.write_text(f"video_id,uri,license\ncam0,{folder / 'cam0.mp4'},synthetic\n")  # licence fixed
-    run_job(manifest, out, "clip_pairs.pairs_per_video=2")
-    assert not (out / "errors" / "sources.parquet").exists()  # the old refusal is not kept
+    assert sorted(v for vids in by_file.values() for v in vids) == sorted(IDS)  # one video per file, exact ids
+    report = json.loads((clean_out / "report.json").read_text())
+    assert (clean_out / "errors").is_dir() and report["videos"]["finished"] == len(IDS)

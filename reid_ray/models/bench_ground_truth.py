@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
@@ -97,8 +98,8 @@ class _Scene:
 class BenchGroundTruthSegmenter:
     """Implements ``Segmenter`` on placeholder frames: the scene's ground-truth people, boxes at model size."""
 
-    def __init__(self, category: str = "person", score: float = 0.9) -> None:
-        self.category, self.score = category, score
+    def __init__(self, category: str = "person", score: float = 0.9, seconds_per_frame: float = 0.0) -> None:
+        self.category, self.score, self.seconds_per_frame = category, score, seconds_per_frame
         self._scenes: OrderedDict[tuple, _Scene] = OrderedDict()
 
     def boxes_at(self, seed: int, frame: int, width: int, height: int, fps: float) -> list[ApproxBox]:
@@ -113,6 +114,8 @@ class BenchGroundTruthSegmenter:
         return [b for b in scene.at(frame) if b.in_frame_share >= MIN_IN_FRAME]
 
     def segment(self, frames: Sequence[np.ndarray]) -> list[Instances]:
+        if self.seconds_per_frame:
+            time.sleep(self.seconds_per_frame * len(frames))  # a model's time, without its CPU
         out = []
         for frame in frames:
             seed, index, width, height, fps = read_header(frame)

@@ -33,7 +33,7 @@ def _sam3(cfg: PairsJobConfig) -> Segmenter:
 def _bench_ground_truth(cfg: PairsJobConfig) -> Segmenter:
     from reid_ray.models.bench_ground_truth import BenchGroundTruthSegmenter  # benchmarks only, never for data
 
-    return BenchGroundTruthSegmenter()
+    return BenchGroundTruthSegmenter(seconds_per_frame=cfg.segmenter.simulated_seconds_per_frame)
 
 
 SEGMENTERS: dict[str, Callable[[PairsJobConfig], Segmenter]] = {

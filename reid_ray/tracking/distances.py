@@ -21,7 +21,7 @@ Definitions (what every function here computes):
 
 `tracklet_distance` is the float64 per-pair reference. `distance_matrix` is the fast kernel: all frames in
 one matrix, cut into tiles of ~2048 x 2048 frames along tracklet boundaries (upper triangle only); per
-tile one float32 `torch.mm`, then per-tracklet-segment reductions (numpy `reduceat` / `torch.topk`). Because arccos is decreasing, min D = f(max S) and the k-th smallest D is
+tile one float32 matrix product (numpy BLAS), then per-tracklet-segment reductions (numpy `reduceat` / `torch.topk`). Because arccos is decreasing, min D = f(max S) and the k-th smallest D is
 f(k-th largest S), so the reductions run on S and arccos only on the small reduced arrays. Accuracy: the
 float32 product rounds S by ~1e-7, so D differs from the reference by ~1e-7 except where S is within ~1e-6
 of 1 (near-duplicate frames), where arccos' infinite slope turns that into up to ~1e-4 (on a D near 0).
@@ -31,9 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import ray
-import torch
+
+if TYPE_CHECKING:
+    import torch  # imported inside the percentile path: actors that only propose stay free of torch (seconds, ~600 MB each)
 
 from reid_ray.config import DistanceMethod as Method
 from reid_ray.config import TrackletDistanceConfig  # noqa: F401  (re-exported: jobs and tests import it from here)
@@ -133,18 +137,23 @@ def _chamfer_block(s: np.ndarray, row_len: np.ndarray, col_len: np.ndarray, p: f
 
 def _padded_index(lengths: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Index of each tracklet's k-th frame (T x max_len; past its end clamped) and the padding mask."""
+    import torch
+
     k = torch.arange(int(lengths.max()))
     lens = torch.from_numpy(lengths)
     idx = torch.from_numpy(_starts(lengths))[:, None] + k[None, :]
     return idx.clamp(max=int(lengths.sum()) - 1), k[None, :] >= lens[:, None]
 
 
-def _percentile_block(s: torch.Tensor, row_len: np.ndarray, col_len: np.ndarray, q: float) -> np.ndarray:
+def _percentile_block(s: np.ndarray, row_len: np.ndarray, col_len: np.ndarray, q: float) -> np.ndarray:
     """q-th percentile of D for every pair, numpy's linear interpolation between two order statistics.
 
     Written here because no library takes percentiles over ragged 2-D segments: each pair's frame pairs are
     gathered into one padded row of a (Tr*Tc x max_n*max_m) tensor (padding sorts last), and `torch.topk`
     finds the k-th largest S = k-th smallest D. For q > 50 the order is flipped so k stays small."""
+    import torch
+
+    s = torch.from_numpy(s)
     (ri, r_pad), (ci, c_pad) = _padded_index(row_len), _padded_index(col_len)
     flip = q > 50  # look from the large-D end: the needed rank is then at most half the pairs
     g = s[ri[:, None, :, None], ci[None, :, None, :]]  # (Tr, Tc, max_n, max_m), contiguous
@@ -163,15 +172,10 @@ def _percentile_block(s: torch.Tensor, row_len: np.ndarray, col_len: np.ndarray,
     return (d_lo + (d_hi - d_lo) * frac).reshape(len(row_len), len(col_len))
 
 
-def _pair_block(s: torch.Tensor, row_len: np.ndarray, col_len: np.ndarray, method: Method, p: float, q: float) -> np.ndarray:
+def _pair_block(s: np.ndarray, row_len: np.ndarray, col_len: np.ndarray, method: Method, p: float, q: float) -> np.ndarray:
     if method == "chamfer":
-        return _chamfer_block(s.numpy(), row_len, col_len, p)
+        return _chamfer_block(s, row_len, col_len, p)
     return _percentile_block(s, row_len, col_len, q)
-
-
-def _tensor(x: np.ndarray) -> torch.Tensor:
-    # Arrays from the object store are read-only; torch wants writable memory (one small copy per block).
-    return torch.from_numpy(x if x.flags.writeable else x.copy())
 
 
 def _groups(lengths: np.ndarray, tile_frames: int, padded: bool) -> list[tuple[int, int]]:
@@ -208,14 +212,13 @@ def _tiled(rows: Packed, cols: Packed | None, method: Method, p: float, q: float
     same = cols is None
     (rf, rl), (cf, cl) = rows, (rows if same else cols)
     out = np.zeros((len(rl), len(cl)))
-    rt = _tensor(rf)
-    ct = rt if same else _tensor(cf)
+    rt, ct = rf, (rf if same else cf)
     padded = method == "percentile"
     r_groups = _groups(rl, tile_frames, padded)
     c_groups = r_groups if same else _groups(cl, tile_frames, padded)
     for a, (r0, r1) in enumerate(r_groups):
         for c0, c1 in c_groups[a:] if same else c_groups:
-            s = torch.mm(rt[_frames(rl, r0, r1)], ct[_frames(cl, c0, c1)].T)  # the one product per tile
+            s = rt[_frames(rl, r0, r1)] @ ct[_frames(cl, c0, c1)].T  # the one product per tile (float32 BLAS)
             out[r0:r1, c0:c1] = _pair_block(s, rl[r0:r1], cl[c0:c1], method, p, q)
     if same:
         out = np.triu(out, 1)
