@@ -104,6 +104,10 @@ class ReidJobConfig(JobConfig):
     distance: DistanceConfig = Field(default_factory=DistanceConfig)
     clustering: ClusteringConfig = Field(default_factory=ClusteringConfig)
     resources: ReidResourcesConfig = Field(default_factory=ReidResourcesConfig)
+    embedding_plot: Literal["umap", "pca"] = Field(
+        "umap", description="Projection of the embedding figure. pca skips UMAP's JIT compilation (tens of seconds "
+        "in each new actor): for quick runs.",
+    )
 
     def fingerprint(self) -> str:
         """Key of everything that changes results (not where Ray runs or how the matrix is sharded)."""

@@ -56,8 +56,9 @@ def corpus(tmp_path_factory):
 
 
 def _cfg(*extra: str) -> ReidJobConfig:
+    # PCA figures: UMAP's JIT compile costs each new actor tens of seconds; cpu_run draws the UMAP one.
     return load_config("configs/reid_local.yaml", [f"models_dir={require_shared('models').resolve()}",
-                                                   "sources.default_license=synthetic", *extra], ReidJobConfig)
+                                                   "sources.default_license=synthetic", "embedding_plot=pca", *extra], ReidJobConfig)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def cpu_run(ray_local, corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("reid_cpu")
     # shard_above=1: the CPU run takes the sharded (Ray tasks) distance path, the detections run the local one.
     # A second-association floor under the profile's 0.2: this short video has boxes at 0.1-0.2 that continue tracks.
-    return out, run_reid_job(_cfg("distance.shard_above=1", "distance.block=3", "tracking.low_score_threshold=0.1"),
+    return out, run_reid_job(_cfg("distance.shard_above=1", "distance.block=3", "tracking.low_score_threshold=0.1", "embedding_plot=umap"),
                              str(vids / "short.mp4"), out)
 
 
@@ -272,5 +273,5 @@ def test_ctrl_c_exits_130_with_a_one_line_message(corpus, tmp_path):
     assert proc.returncode == 130, stderr
     assert "interrupted; rerun with the same --out to resume" in stderr
     assert "Traceback" not in stderr + stdout and "KeyboardInterrupt" not in stderr, stderr
-    cfg = _cfg("resources.num_cpus=1")
+    cfg = _cfg("resources.num_cpus=1", "embedding_plot=umap")  # as the job ran it: the profile's defaults
     assert check_run_state(out, cfg.fingerprint(), {})["fingerprint"] == cfg.fingerprint()  # resumable

@@ -33,7 +33,8 @@ def _nearest(ids: pd.DataFrame, frame: int, x: float, y: float) -> pd.Series:
 
 def _run(clip: str, out) -> pd.DataFrame:
     cfg = load_config("configs/reid_local.yaml", [f"models_dir={require_shared('models').resolve()}",
-                                                 "sources.default_license=CAVIAR-research"], ReidJobConfig)
+                                                 "sources.default_license=CAVIAR-research",
+                                                 "embedding_plot=pca"], ReidJobConfig)  # identities unchanged, no UMAP JIT
     stage = ReidVideoStage(cfg.model_dump_json(), str(out))
     summary = stage.process({"video_id": "clip", "uri": str(require_shared(clip)), "license": "CAVIAR-research"})
     assert summary["status"] == "ok", summary["message"]

@@ -311,7 +311,8 @@ class ReidVideoStage:
             figures["dendrogram"] = "cluster_hierarchy_dendrogram.png"
         all_emb = np.concatenate(embs) if embs else np.zeros((0, self.embedder.dim), np.float32)
         per_frame_id = np.concatenate([np.full(len(e), i) for e, i in zip(embs, identity)]) if embs else np.zeros(0, np.int64)
-        _, method = plot_embedding_clusters(all_emb, per_frame_id, out / "embedding_clusters_umap.png", title=f"{vid}:")
+        _, method = plot_embedding_clusters(all_emb, per_frame_id, out / "embedding_clusters_umap.png", title=f"{vid}:",
+                                            method=self.cfg.embedding_plot)
         figures["embedding_clusters"] = {"file": "embedding_clusters_umap.png", "method": method}
         return figures
 

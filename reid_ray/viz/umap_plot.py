@@ -10,12 +10,12 @@ import numpy as np
 MIN_UMAP_POINTS = 15
 
 
-def project_2d(x: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
+def project_2d(x: np.ndarray, seed: int = 0, method: str = "umap") -> tuple[np.ndarray, str]:
     """(N, 2) coordinates and the method used ("umap", "pca" or "none" for fewer than two points)."""
     x = np.asarray(x, np.float32)
     if len(x) < 2:
         return np.zeros((len(x), 2), np.float32), "none"
-    if len(x) < MIN_UMAP_POINTS:
+    if method == "pca" or len(x) < MIN_UMAP_POINTS:
         from sklearn.decomposition import PCA
 
         k = min(2, x.shape[1], len(x))
@@ -29,7 +29,7 @@ def project_2d(x: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
 
 
 def plot_embedding_clusters(
-    embeddings: np.ndarray, identities: np.ndarray, path: str | Path, title: str = "", seed: int = 0
+    embeddings: np.ndarray, identities: np.ndarray, path: str | Path, title: str = "", seed: int = 0, method: str = "umap"
 ) -> tuple[Path, str]:
     """Scatter of the 2-D projection, one colour per identity (the same colours as the videos)."""
     import matplotlib
@@ -39,7 +39,7 @@ def plot_embedding_clusters(
 
     from reid_ray.viz.videos import colour_for
 
-    xy, method = project_2d(embeddings, seed)
+    xy, method = project_2d(embeddings, seed, method)
     identities = np.asarray(identities)
     fig, ax = plt.subplots(figsize=(7, 6))
     for ident in np.unique(identities):
