@@ -35,6 +35,7 @@ def test_overrides_apply_with_yaml_types():
         ("proposal.calibration.target_error=1.5", "proposal.calibration.target_error"),
         ("proposal.calibration.target_error=0", "proposal.calibration.target_error"),
         ("embedder.by_category.person.backend=nope", "embedder.by_category.person.backend"),
+        ("segmenter.simulated_seconds_per_frame=0.1", "segmenter"),  # simulated model time: bench backend only
     ],
 )
 def test_bad_values_name_the_field(override, field):
