@@ -30,7 +30,6 @@ of 1 (near-duplicate frames), where arccos' infinite slope turns that into up to
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -212,13 +211,12 @@ def _tiled(rows: Packed, cols: Packed | None, method: Method, p: float, q: float
     same = cols is None
     (rf, rl), (cf, cl) = rows, (rows if same else cols)
     out = np.zeros((len(rl), len(cl)))
-    rt, ct = rf, (rf if same else cf)
     padded = method == "percentile"
     r_groups = _groups(rl, tile_frames, padded)
     c_groups = r_groups if same else _groups(cl, tile_frames, padded)
     for a, (r0, r1) in enumerate(r_groups):
         for c0, c1 in c_groups[a:] if same else c_groups:
-            s = rt[_frames(rl, r0, r1)] @ ct[_frames(cl, c0, c1)].T  # the one product per tile (float32 BLAS)
+            s = rf[_frames(rl, r0, r1)] @ cf[_frames(cl, c0, c1)].T  # the one product per tile (float32 BLAS)
             out[r0:r1, c0:c1] = _pair_block(s, rl[r0:r1], cl[c0:c1], method, p, q)
     if same:
         out = np.triu(out, 1)
