@@ -38,19 +38,15 @@ OVERRIDES = ["clip_pairs.pairs_per_video=8", "resources.num_cpus=2", "resources.
 def corpus(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("fault_corpus")
     video = generate(SyntheticSpec(video_id="source", width=640, height=200, fps=10.0, n_frames=300, n_people=4, seed=3), folder)
-    lines = ["video_id,uri,license"]
-    for i, vid in enumerate(IDS):  # each id is its own ground-truth scene; the job refuses one uri listed twice
-        link = folder / f"cam{i}.mp4"
-        os.link(video.video_path, link)
-        lines.append(f'"{vid}",{link},synthetic')
-    (folder / "manifest.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder / "manifest.csv"
+    for i in range(N_VIDEOS):  # each id is its own ground-truth scene; the job refuses one uri listed twice
+        os.link(video.video_path, folder / f"cam{i}.mp4")
+    return manifest_with(folder, folder)
 
 
-def manifest_with(corpus: Path, folder: Path, license_of: dict[str, str] | None = None, uri_of: dict[str, Path] | None = None) -> Path:
-    """The corpus manifest with some licences or uris changed."""
+def manifest_with(videos: Path, folder: Path, license_of: dict[str, str] | None = None, uri_of: dict[str, Path] | None = None) -> Path:
+    """``folder``/manifest.csv: IDS over the clips in ``videos`` (cam<i>.mp4), some licences or uris changed."""
     license_of, uri_of = license_of or {}, uri_of or {}
-    lines = ["video_id,uri,license"] + [f'"{vid}",{uri_of.get(vid, corpus.parent / f"cam{i}.mp4")},{license_of.get(vid, "synthetic")}'
+    lines = ["video_id,uri,license"] + [f'"{vid}",{uri_of.get(vid, videos / f"cam{i}.mp4")},{license_of.get(vid, "synthetic")}'
                                         for i, vid in enumerate(IDS)]
     path = folder / "manifest.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -116,7 +112,7 @@ def test_all_refused_then_driver_killed_then_interrupted_then_rerun_equals_a_cle
     """On one --out: a run whose every source is refused (exit 1, why on the console); SIGKILL mid-run; a rerun
     interrupted with Ctrl-C; a rerun to the end. The end is a clean run's pairs, and no stale refusal is kept."""
     out, total = tmp_path / "out", N_VIDEOS * 8
-    refused = subprocess.run(job(manifest_with(corpus, tmp_path, {v: "proprietary" for v in IDS}), out),
+    refused = subprocess.run(job(manifest_with(corpus.parent, tmp_path, {v: "proprietary" for v in IDS}), out),
                              capture_output=True, text=True, timeout=600, env=clean_env())
     assert refused.returncode == 1 and "no usable video" in refused.stderr and f"{N_VIDEOS} refused" in refused.stderr
     assert "Traceback" not in refused.stderr
@@ -175,7 +171,7 @@ def test_a_revoked_licence_or_a_repointed_id_does_not_keep_old_pairs(corpus, cle
     old_key = pq.read_table(clip_pairs_path(out, repointed)).column("source_key")[0].as_py()
     other = tmp_path / "other.mp4"
     other.write_bytes((corpus.parent / "cam1.mp4").read_bytes())  # same bytes, another file: another source
-    run_job(manifest_with(corpus, tmp_path, {revoked: "proprietary"}, {repointed: other}), out)
+    run_job(manifest_with(corpus.parent, tmp_path, {revoked: "proprietary"}, {repointed: other}), out)
 
     report = json.loads((out / "report.json").read_text())
     assert not pairs_path(out, revoked).exists() and not (out / "calibration" / video_dir_name(revoked)).exists()
