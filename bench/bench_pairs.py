@@ -157,7 +157,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench_pairs_"))
     generate_corpus(work / "input", n_videos=args.videos, seed=123, n_frames=int(args.seconds * 10))
     n = args.actors
-    # The model actors share what the light stages (probe, decode, sample: 1 CPU together) leave of 2 CPUs.
+    # The model actors share what the light stages (probe, decode: 1 CPU together) leave of 2 CPUs.
     cfg = load_config(ROOT / "configs/local.yaml", [f"resources.segment.max_actors={n}", f"resources.segment.min_actors={n}",
                                                      f"resources.segment.num_cpus={1.0 / n:g}", "resources.num_cpus=2"])
     videos, _ = list_sources(str(work / "input/manifest.csv"), cfg.sources)
@@ -197,7 +197,7 @@ def main() -> int:
     print(f"\nwhole job through Ray Data, {n} model actor(s) beside the decode actors; Ray start-up, model loading, calibration,")
     print("routing and review packets included:")
     print(f"  {n_clips} clip pairs in {wall:.1f} s = {pipe_rate:.3f} clip pairs/s, {n_pairs} pairs; peak memory {mem.peak / 2**30:.2f} GiB (driver + Ray processes)")
-    print(f"  model stages (probe -> decode -> segment -> sample) streamed in {model_wall:.1f} s = {n_clips / model_wall:.3f} clip pairs/s")
+    print(f"  model stages (probe -> decode -> segment) streamed in {model_wall:.1f} s = {n_clips / model_wall:.3f} clip pairs/s")
     print("  per stage (rows, busy s, idle s):")
     for name, st in report["stages"].items():
         print(f"    {name:8s} {st.get('rows', 0):6d} rows {st.get('busy_s', 0):8.1f} busy {st.get('idle_s', 0):8.1f} idle  ({st['actors']} actor(s))")

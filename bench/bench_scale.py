@@ -9,7 +9,8 @@ its own ground-truth scene (each id at its own hard link of the file: the job re
 
 Each size runs in a fresh subprocess (its own Ray), sized in videos from the pairs per video of the size before
 (or ``PAIRS_PER_VIDEO``, measured on this profile). Printed per size and written to ``<out>/bench_scale.json``:
-pairs, wall seconds, pairs/s, driver peak RSS, peak of the summed RSS of every Ray process the run started (its
+pairs, wall seconds, pairs/s, driver peak RSS, peak of the summed RSS and of the summed PSS (shared pages counted
+once: what the processes take together) of every Ray process the run started (its
 raylet, GCS and workers; /proc sampled every 0.5 s), object-store spill, review PNGs drawn, per-stage clocks and
 CPU seconds of the driver and every Ray process, and the machine's load average (the machine is shared: wall
 seconds depend on what else runs, CPU seconds much less). A size that runs past ``--max-seconds``
@@ -79,6 +80,36 @@ def _rss(pid: int) -> tuple[int, int]:
         return 0, 0
 
 
+def _name(pid: int) -> str:
+    """What a process is: a Ray worker's title (``ray::MapWorker(...)``, ``ray::IDLE``) or its program."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return "?"
+    first = argv[0].decode(errors="replace")
+    if first.startswith("ray::"):
+        return first.split(" ")[0][:60]
+    prog = " ".join(a.decode(errors="replace") for a in argv[:3])
+    for known in ("raylet", "gcs_server", "dashboard", "log_monitor", "runtime_env", "monitor.py", "default_worker"):
+        if known in prog:
+            return known
+    return Path(first).name[:40]
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size: each shared page (object store, libraries) counted once across the processes that
+    map it, so the sum over processes is what they take together."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
+
+
 class MemorySampler:
     """Peak RSS of this process, and peak of the summed RSS of all its descendants: a local ``ray.init`` starts
     the GCS and raylet as children, the raylet the workers. Resident-minus-shared is kept too (the object store
@@ -86,8 +117,9 @@ class MemorySampler:
 
     def __init__(self, every_s: float = 0.5) -> None:
         self.every_s = every_s
-        self.driver_peak = self.ray_peak = self.ray_unshared_peak = 0
+        self.driver_peak = self.ray_peak = self.ray_unshared_peak = self.ray_pss_peak = 0
         self.ray_processes_peak = 0
+        self.names: dict[int, str] = {}
         self.ray_cpu_s: dict[int, float] = {}  # pid -> CPU seconds at its last sample (the machine is shared:
         # CPU seconds per pair do not depend on what else runs, wall seconds do)
         self._stop = threading.Event()
@@ -112,9 +144,19 @@ class MemorySampler:
         sizes = [_rss(p) for p in seen]
         self.ray_peak = max(self.ray_peak, sum(s[0] for s in sizes))
         self.ray_unshared_peak = max(self.ray_unshared_peak, sum(s[1] for s in sizes))
+        self.ray_pss_peak = max(self.ray_pss_peak, sum(_pss(p) for p in seen))
         self.ray_processes_peak = max(self.ray_processes_peak, len(seen))
         for p in seen:
             self.ray_cpu_s[p] = max(self.ray_cpu_s.get(p, 0.0), _cpu_s(p))
+            name = _name(p)
+            if name not in ("?", "ray::IDLE") or p not in self.names:  # a worker's title names the task it last ran
+                self.names[p] = name
+
+    def cpu_by_name(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for p, s in self.ray_cpu_s.items():
+            out[self.names.get(p, "?")] = round(out.get(self.names.get(p, "?"), 0.0) + s, 1)
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
@@ -206,9 +248,11 @@ def run_one(n_videos: int, out: Path, source: Path, max_seconds: float, override
         driver_maxrss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         ray_peak_mib=round(mem.ray_peak / MIB),
         ray_unshared_peak_mib=round(mem.ray_unshared_peak / MIB),
+        ray_pss_peak_mib=round(mem.ray_pss_peak / MIB),
         ray_processes_peak=mem.ray_processes_peak,
         driver_cpu_s=round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
         ray_cpu_s=round(sum(mem.ray_cpu_s.values()), 1),
+        ray_cpu_s_by_process=mem.cpu_by_name(),
         load_avg_end=os.getloadavg(),
         clip_pairs_finished=sum(1 for _ in (job / "calibration").rglob("*.parquet")),
         review_pngs=sum(1 for _ in (job / "review").glob("*.png")),
@@ -236,12 +280,12 @@ def row(size: int, r: dict) -> str:
     pairs = r.get("pairs", f"{r.get('clip_pairs_finished', 0)} clip pairs (stopped)")
     rate = r.get("pairs_per_s", float("nan"))
     return (f"{size:>9} {str(pairs):>22} {r['wall_s']:>8.1f} {rate:>8.1f} {r['driver_peak_mib']:>8} "
-            f"{r['ray_peak_mib']:>8} {r['ray_unshared_peak_mib']:>9} {spill:>8.1f} {r['review_pngs']:>6} "
+            f"{r['ray_peak_mib']:>8} {r.get('ray_pss_peak_mib', float('nan')):>8} {r['ray_unshared_peak_mib']:>9} {spill:>8.1f} {r['review_pngs']:>6} "
             f"{r.get('driver_cpu_s', float('nan')) + r.get('ray_cpu_s', float('nan')):>7.0f} "
             f"{'/'.join(f'{x:.1f}' for x in r['load_avg_start'])}")
 
 
-HEADER = (f"{'target':>9} {'pairs':>22} {'wall s':>8} {'pairs/s':>8} {'drv MiB':>8} {'ray MiB':>8} "
+HEADER = (f"{'target':>9} {'pairs':>22} {'wall s':>8} {'pairs/s':>8} {'drv MiB':>8} {'ray MiB':>8} {'ray PSS':>8} "
           f"{'ray uns.':>9} {'spill MiB':>8} {'PNGs':>6} {'CPU s':>7} load(1/5/15)")
 
 

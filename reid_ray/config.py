@@ -250,14 +250,22 @@ class StageResources(Strict):
 class ResourcesConfig(Strict):
     """Per stage of the pair job; fractions of a CPU let the light stages share a core with the model stage."""
 
-    probe: StageResources = Field(default_factory=lambda: StageResources(num_cpus=0.25, max_actors=1))
+    probe: StageResources = Field(default_factory=lambda: StageResources(num_cpus=0.25, max_actors=1),
+                                  description="One video per call (batch_size 1): its clip pairs flow on as one block.")
     decode: StageResources = Field(default_factory=lambda: StageResources(num_cpus=0.5, max_actors=2),
                                    description="CPU actors that decode and downscale frames for the model stage.")
     segment: StageResources = Field(default_factory=StageResources, description="The model stage (GPUs in production).")
-    sample: StageResources = Field(default_factory=lambda: StageResources(num_cpus=0.25, max_actors=1))
     route: StageResources = Field(default_factory=lambda: StageResources(num_cpus=0.5, max_actors=2))
     ray_address: str | None = Field(None, description="None: join a running cluster if any, else start a local one.")
     num_cpus: int | None = Field(None, description="CPUs of a locally started Ray (None: all).")
+
+    @field_validator("probe")
+    @classmethod
+    def _one_video_per_probe_call(cls, v: StageResources) -> StageResources:
+        if v.batch_size != 1:
+            raise ValueError("resources.probe.batch_size must be 1: the probe takes one video per call, so that each "
+                             "video's clip pairs move on to decode as a block of their own")
+        return v
 
 
 class JobConfig(Strict):

@@ -75,8 +75,7 @@ def retire_video(out: OutPath, video_id: str) -> None:
         rmtree(root / sub / name)
     for path in (pairs_path(root, video_id), clip_pairs_path(root, video_id)):
         path.unlink(missing_ok=True)
-    for stage in ("segment", "sample"):
-        rmtree(root / "errors" / stage / name)
+    rmtree(root / "errors" / "segment" / name)
     for stage in ("probe", "route"):
         video_errors_path(root, stage, video_id).unlink(missing_ok=True)
 
@@ -136,9 +135,18 @@ def write_or_remove(rows: list[dict], schema: pa.Schema, path: OutPath) -> None:
         path.unlink(missing_ok=True)
 
 
-def read_parquet(path: OutPath, **kwargs) -> pa.Table:
+def read_parquet(path: OutPath, schema: pa.Schema | None = None, columns: list[str] | None = None) -> pa.Table:
+    """One Parquet file. Read through ``ParquetFile``: ``pq.read_table`` sets up dataset discovery per call, several
+    times slower on the many small files the job reads. ``schema``: the columns' types the caller expects."""
     fs, where = filesystem_and_path(path)
-    return pq.read_table(where, filesystem=fs, **kwargs)
+    if fs is None:
+        table = pq.ParquetFile(where).read(columns=columns)
+    else:
+        with fs.open_input_file(where) as f:
+            table = pq.ParquetFile(f).read(columns=columns)
+    if schema is not None and table.schema != schema:
+        table = table.select(schema.names).cast(schema)
+    return table
 
 
 def read_parquet_schema(path: OutPath) -> pa.Schema:

@@ -22,17 +22,17 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from reid_ray.calibration import Calibration, calibrate
-from reid_ray.config import ConfigError, PairsJobConfig, StageResources
+from reid_ray.config import ConfigError, PairsJobConfig
 from reid_ray.io import SUBDIRS, errors_path, parquet_batches, read_tables, retire_video, write_json_atomic, write_or_remove
 from reid_ray.models.registry import preflight
-from reid_ray.pipeline import Stage, apply_stage, in_blocks_of, init_ray, stage_report
+from reid_ray.pipeline import Stage, apply_stage, init_ray, stage_report
 from reid_ray.schemas import CALIBRATION_SAMPLE, ERROR, PAIR
 from reid_ray.storage import OutPath, S3Path, out_root, rmtree, upload_file
 from reid_ray.video.sources import list_sources
 
 RUN_STATE = "_run.json"
 STATS_DIR = "_stats"
-MODEL_STAGES = ["probe", "decode", "segment", "sample"]
+MODEL_STAGES = ["probe", "decode", "segment"]
 # Certain pairs kept per category and kind for the fit: a kernel density needs thousands, not millions, and the
 # driver's memory must not grow with the corpus. Kept by a hash of the clip pair, so a rerun keeps the same ones.
 MAX_SAMPLES_PER_KIND = 200_000
@@ -99,19 +99,23 @@ def run_pairs_job(cfg: PairsJobConfig, videos: str, out: OutPath) -> dict:
     return report
 
 
+MAX_VIDEO_BLOCKS = 100_000
+
+
 def _videos_dataset(sources: list[dict]):
+    """A block per video (up to ``MAX_VIDEO_BLOCKS``): a block moves on whole, so the probe's output for one video
+    (its clip pairs) is what flows into decode and segment, and the model actors get work as soon as the first
+    video is probed."""
     import ray
 
-    # A block per few videos: enough blocks for every actor to have work, few enough to stay cheap.
-    return ray.data.from_items(sources, override_num_blocks=max(1, min(len(sources), 200)))
+    return ray.data.from_items(sources, override_num_blocks=max(1, min(len(sources), MAX_VIDEO_BLOCKS)))
 
 
 def run_model_stages(cfg: PairsJobConfig, sources: list[dict], out: OutPath) -> dict:
-    """Probe, decode, segment and sample every unfinished clip pair, streaming; returns this run's counters."""
+    """Probe, decode and segment every unfinished clip pair, streaming; returns this run's counters."""
     from ray.data import DataContext
 
     from reid_ray.stages.decode import DecodeClipPairs
-    from reid_ray.stages.finalize import SampleClipPairs
     from reid_ray.stages.probe import ProbeStage
     from reid_ray.stages.segment import ClipPairSegmentStage
 
@@ -120,17 +124,15 @@ def run_model_stages(cfg: PairsJobConfig, sources: list[dict], out: OutPath) -> 
     kwargs = {"cfg_json": cfg.model_dump_json(), "out_dir": str(out.resolve())}
     r = cfg.resources
     ds = _videos_dataset(sources)
-    ds = apply_stage(ds, Stage("probe", ProbeStage, kwargs, r.probe))
-    ds = in_blocks_of(ds, r.segment.batch_size)
+    ds = apply_stage(ds, Stage("probe", ProbeStage, kwargs, r.probe))  # one video per call (config): a block per video
     ds = apply_stage(ds, Stage("decode", DecodeClipPairs, kwargs, r.decode))
     ds = apply_stage(ds, Stage("segment", ClipPairSegmentStage, kwargs, r.segment))
-    ds = apply_stage(ds, Stage("sample", SampleClipPairs, kwargs, r.sample))
     counts: Counter = Counter()
     t0 = time.perf_counter()
     for batch in ds.iter_batches(batch_size=256, batch_format="numpy"):  # small status rows, counted and dropped
         counts.update(f"clip_pairs_{s}" for s in batch["status"])
         counts.update(f"error/{e}" for e, s in zip(batch["error_type"], batch["status"]) if s == "error")
-        counts["candidates"] += int(np.sum(batch["n_candidates"]))
+        counts["candidates"] += int(np.sum(batch["n_instances"]))
         counts["certain_pairs"] += int(np.sum(batch["n_certain_pairs"]))
         counts["frames"] += int(np.sum(batch["n_frames"]))
     wall = time.perf_counter() - t0

@@ -35,21 +35,6 @@ def apply_stage(ds, stage: Stage):
     )
 
 
-def in_blocks_of(ds, rows: int, num_cpus: float = 0.05):
-    """The dataset cut into blocks of ``rows`` rows, streaming (no shuffle). A probe emits all clip pairs of its
-    videos as one block, and blocks move on whole: cut to one model batch, clip pairs flow a batch at a time.
-
-    Ray Data plans a streaming repartition as tasks of 1 CPU, which never start while the actor pools hold the
-    CPUs (the job then hangs); its public API takes no resources, so they are set on the logical operator. A Ray
-    without that field runs the job unsplit (coarser flow, same results)."""
-    split = ds.repartition(target_num_rows_per_block=rows)
-    op = split._logical_plan.dag
-    if not isinstance(getattr(op, "ray_remote_args", None), dict):
-        return ds
-    op.ray_remote_args["num_cpus"] = num_cpus  # the operator is frozen; its own dict is not
-    return split
-
-
 def init_ray(address: str | None, num_cpus: int | None) -> None:
     """Join the cluster a job was submitted to (RAY_ADDRESS) or the given address; else start a local one."""
     import os

@@ -36,6 +36,7 @@ def test_overrides_apply_with_yaml_types():
         ("proposal.calibration.target_error=0", "proposal.calibration.target_error"),
         ("embedder.by_category.person.backend=nope", "embedder.by_category.person.backend"),
         ("segmenter.simulated_seconds_per_frame=0.1", "segmenter"),  # simulated model time: bench backend only
+        ("resources.probe.batch_size=4", "resources.probe"),  # one video per probe call
     ],
 )
 def test_bad_values_name_the_field(override, field):

@@ -31,7 +31,7 @@ N_VIDEOS = len(IDS)
 SLOW = "segmenter.simulated_seconds_per_frame=0.02"  # model time per frame (outputs unchanged): faults land mid-run
 # Batches of 2 clip pairs: a fault finds few in flight (with 16 a batch's clip pairs finish together).
 OVERRIDES = ["clip_pairs.pairs_per_video=8", "resources.num_cpus=2", "resources.decode.batch_size=2",
-             "resources.segment.batch_size=2", "resources.sample.batch_size=2"]
+             "resources.segment.batch_size=2"]
 
 
 @pytest.fixture(scope="module")

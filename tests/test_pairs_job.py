@@ -82,9 +82,9 @@ def test_bad_inputs_become_error_records(first_run):
 def test_report_gives_each_stage_rows_busy_and_idle_seconds(first_run):
     _, report = first_run
     stages = report["stages"]
-    assert set(stages) == {"probe", "decode", "segment", "sample", "route"}
+    assert set(stages) == {"probe", "decode", "segment", "route"}
     assert stages["probe"]["rows"] == 5 and stages["route"]["rows"] == 5  # every usable video
-    assert stages["decode"]["rows"] == stages["segment"]["rows"] == stages["sample"]["rows"] == 6  # 2 videos x 3 clip pairs
+    assert stages["decode"]["rows"] == stages["segment"]["rows"] == 6  # 2 videos x 3 clip pairs
     for s in stages.values():
         assert s["actors"] >= 1 and s["busy_s"] > 0 and s["idle_s"] >= 0
     assert stages["segment"]["busy_s"] > stages["decode"]["busy_s"]  # the models, not the decoder, are the work

@@ -1,9 +1,8 @@
-"""The Ray Data stages are plain callables: run probe -> decode -> segment -> sample -> route in this process,
+"""The Ray Data stages are plain callables: run probe -> decode -> segment -> route in this process,
 without Ray, on generated footage with real weights, and check them against the ground truth."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -13,8 +12,9 @@ from reid_ray.calibration import calibrate
 from reid_ray.io import bridges_path, calibration_samples_path, candidates_path, clip_pair_errors_path, pairs_path, video_errors_path
 from reid_ray.metrics.pairs import identity_at
 from reid_ray.stages.decode import DecodeClipPairs
-from reid_ray.stages.finalize import RouteVideo, SampleClipPairs
+from reid_ray.stages.finalize import RouteVideo, read_candidates
 from reid_ray.stages.probe import ProbeStage
+from reid_ray.stages.propose import calibration_samples
 from reid_ray.stages.segment import SEGMENTED_FIELDS, ClipPairSegmentStage
 from reid_ray.video.synthetic import SyntheticSpec, generate
 
@@ -36,7 +36,7 @@ def rows(columns: dict) -> list[dict]:
     return [dict(zip(columns, vals)) for vals in zip(*columns.values())]
 
 
-def test_probe_decode_segment_sample_route_without_ray(setup):
+def test_probe_decode_segment_route_without_ray(setup):
     root, video, cfg_json = setup
     out = root / "out"
     videos = [
@@ -74,10 +74,12 @@ def test_probe_decode_segment_sample_route_without_ray(setup):
     assert all({b["side"] for b in bridges if b["bridge_id"] == k} == {"a", "b"} for k in {b["bridge_id"] for b in bridges})
     assert stage(batch(rows(decoded)))["status"] == ["skipped"]
 
-    sampled = SampleClipPairs(cfg_json, str(out))(batch(rows(statuses)))
-    assert sampled["status"] == ["ok"]
-    samples = pq.read_table(calibration_samples_path(out, "direct", cp)).to_pylist()
-    assert sampled["n_certain_pairs"][0] == sum(s["kind"] not in ("proposal", "static") for s in samples) > 0
+    samples = pq.read_table(calibration_samples_path(out, "direct", cp)).to_pylist()  # written by the segment stage
+    assert statuses["n_certain_pairs"][0] == sum(s["kind"] not in ("proposal", "static") for s in samples) > 0
+    # Computed from the rows in memory, they equal what the files as written give (routing reads those files).
+    from_files = calibration_samples(rows(clip_pairs), read_candidates(out, "direct", [cp]), stage.cfg.proposal,
+                                     {cp: pq.read_table(bridges_path(out, "direct", cp)).to_pylist()})
+    assert [{k: v for k, v in s.items() if k != "video_id"} for s in samples] == from_files
     assert ProbeStage(cfg_json, str(out))(batch(videos[:1]))["clip_pair_id"] == []  # finished: not done again
     by_kind: dict[str, list] = {}
     for s in samples:
@@ -99,12 +101,15 @@ def test_a_missing_candidate_file_is_an_error_record_not_a_skip(setup):
     clip_pairs = ProbeStage(cfg_json, str(out))(batch([{"video_id": "direct", "uri": str(video.video_path), "license": "synthetic", "metadata": "{}"}]))
     statuses = ClipPairSegmentStage(cfg_json, str(out))(batch(rows(DecodeClipPairs(cfg_json, str(out))(batch(rows(clip_pairs))))))
     cp = statuses["clip_pair_id"][0]
-    candidates_path(out, "direct", cp, "b").unlink()
-    sampled = SampleClipPairs(cfg_json, str(out))(batch(rows(statuses)))
-    assert sampled["status"] == ["error"] and sampled["error_type"] == ["MissingOutputError"]
-    err = pq.read_table(clip_pair_errors_path(out, "sample", "direct", cp)).to_pylist()[0]
+    assert statuses["status"] == ["ok"] and calibration_samples_path(out, "direct", cp).exists()
+    candidates_path(out, "direct", cp, "b").unlink()  # as if written to another node's disk
+    calibration = calibrate({"person": {"positive": np.linspace(0.05, 0.2, 50).tolist(), "negative": np.linspace(0.3, 0.6, 50).tolist()}}, load_config("configs/local.yaml").proposal.calibration)
+    routed = RouteVideo(cfg_json, str(out), calibration.to_json(), calibration.fingerprint()).route("direct")
+    assert routed["status"] == "error"
+    err = pq.read_table(video_errors_path(out, "route", "direct")).to_pylist()[0]
+    assert err["error_type"] == "MissingOutputError"
     assert "missing" in err["message"] and "shared filesystem or s3://" in err["message"]
-    assert not calibration_samples_path(out, "direct", cp).exists()  # not finished: the next run does it again
+    assert not pairs_path(out, "direct").exists()  # no pairs file: the video is not finished, nothing skipped silently
 
 
 def test_a_clip_pair_whose_video_became_unreadable_is_recorded_and_retried(setup, tmp_path):
@@ -120,7 +125,7 @@ def test_a_clip_pair_whose_video_became_unreadable_is_recorded_and_retried(setup
     statuses = ClipPairSegmentStage(cfg_json, str(out))(batch(rows(decoded)))
     assert statuses["status"] == ["error"]
     assert pq.read_table(clip_pair_errors_path(out, "segment", "direct", statuses["clip_pair_id"][0])).num_rows == 1
-    assert SampleClipPairs(cfg_json, str(out))(batch(rows(statuses)))["status"] == ["error"]
+    assert not calibration_samples_path(out, "direct", statuses["clip_pair_id"][0]).exists()  # not finished
     (tmp_path / "away.mp4").rename(moved)
     again = ProbeStage(cfg_json, str(out))(batch([source]))
     assert again["clip_pair_id"] == clip_pairs["clip_pair_id"]  # not finished: offered again

@@ -1,18 +1,14 @@
-"""Stages 3 and 4, around the run-wide calibration (``reid_ray.calibration``):
+"""The last stage, after the run-wide calibration (``reid_ray.calibration``) is fitted on every clip pair's samples
+(``calibration/<video>/<clip pair>.parquet``, written by the segment stage):
 
-3. ``SampleClipPairs``, per clip pair as soon as the segment stage has written its two clips: the clip pair's
-   certain pairs and proposal distances (``calibration/<video>/<clip pair>.parquet``, written last: its presence
-   marks the clip pair's model work finished).
-4. ``RouteVideo``, per video once the calibration is fitted on every clip pair's samples: propose and route the
-   video's pairs, render the review packets of the pairs routed to humans, and write ``pairs/<video>.parquet``.
-   The file carries the key of what it was routed from (calibration and finished clip pairs): a rerun routes a
-   video again only when that changed.
+``RouteVideo``, per video: propose and route the video's pairs, render the review packets of the pairs routed to
+humans, and write ``pairs/<video>.parquet``. The file carries the key of what it was routed from (calibration and
+finished clip pairs): a rerun routes a video again only when that changed.
 """
 from __future__ import annotations
 
 import hashlib
 import tempfile
-import time
 import traceback
 from pathlib import Path
 
@@ -21,19 +17,17 @@ import pyarrow as pa
 from reid_ray.calibration import Calibration
 from reid_ray.config import PairsJobConfig
 from reid_ray.io import (
-    bridges_path, calibration_samples_path, candidates_path, clip_pair_errors_path, clip_pairs_path, pairs_path,
-    read_parquet, read_parquet_schema, read_tables, video_errors_path, write_or_remove, write_table_atomic,
+    calibration_samples_path, candidates_path, clip_pairs_path, pairs_path, read_parquet, read_parquet_schema,
+    read_tables, video_errors_path, write_or_remove, write_table_atomic,
 )
 from reid_ray.storage import OutPath, S3Path, out_root, upload_file
 from reid_ray.names import packet_file_name
 from reid_ray.pipeline import StageClock
 from reid_ray.records import rle_to_mask
-from reid_ray.schemas import CALIBRATION_SAMPLE, CANDIDATE, ERROR, PAIR, error_row, table_from_rows
-from reid_ray.stages.probe import rows_of
-from reid_ray.stages.propose import calibration_samples, propose_video
+from reid_ray.schemas import CANDIDATE, ERROR, PAIR, error_row, table_from_rows
+from reid_ray.stages.propose import propose_video
 from reid_ray.video.decode import local_video, read_frames
 
-SAMPLED_FIELDS = ("video_id", "clip_pair_id", "status", "error_type", "n_frames", "n_candidates", "n_certain_pairs")
 ROUTE_FIELDS = ("video_id", "status", "n_clip_pairs", "n_unfinished", "n_pairs", "n_review")
 ROUTE_KEY = b"reid_ray.route_key"
 
@@ -86,42 +80,6 @@ def read_candidates(out: OutPath, video_id: str, clip_pair_ids: list[str]) -> pa
             "--out must be storage every node of the cluster can read (a shared filesystem or s3://)"
         )
     return read_tables(paths, CANDIDATE)
-
-
-class SampleClipPairs:
-    """``map_batches`` callable (CPU actors): the segment stage's status rows in, one status row per clip pair out."""
-
-    def __init__(self, cfg_json: str, out_dir: str) -> None:
-        self.cfg = PairsJobConfig.model_validate_json(cfg_json)
-        self.out = out_root(out_dir, self.cfg.sources.s3_endpoint_url)
-        self.clock = StageClock("sample", self.out)
-
-    def __call__(self, batch: dict) -> dict[str, list]:
-        rows = rows_of(batch)
-        with self.clock.timed(len(rows)):
-            out = [self.sample(r) for r in rows]
-        return {k: [o[k] for o in out] for k in SAMPLED_FIELDS}
-
-    def sample(self, row: dict) -> dict:
-        video_id, cp_id = row["video_id"], row["clip_pair_id"]
-        status = {"video_id": video_id, "clip_pair_id": cp_id, "status": row["status"], "error_type": row["error_type"],
-                  "n_frames": int(row["n_frames"]), "n_candidates": 0, "n_certain_pairs": 0}
-        if row["status"] == "error":  # recorded by the segment stage; the next run tries it again
-            return status
-        err_path = clip_pair_errors_path(self.out, "sample", video_id, cp_id)
-        try:
-            candidates = read_candidates(self.out, video_id, [cp_id])
-            bridge_file = bridges_path(self.out, video_id, cp_id)
-            bridges = {cp_id: read_parquet(bridge_file).to_pylist()} if bridge_file.exists() else {}
-            samples = [{"video_id": video_id, **s} for s in calibration_samples([row], candidates, self.cfg.proposal, bridges)]
-            write_or_remove([], ERROR, err_path)
-            write_table_atomic(table_from_rows(samples, CALIBRATION_SAMPLE), calibration_samples_path(self.out, video_id, cp_id))
-        except Exception as err:
-            message = str(err) if isinstance(err, MissingOutputError) else f"{err}\n{traceback.format_exc(limit=3)}"
-            write_or_remove([error_row("sample", message, video_id=video_id, uri=row["uri"], item_id=cp_id, error_type=type(err).__name__)], ERROR, err_path)
-            return {**status, "status": "error", "error_type": type(err).__name__}
-        status.update(n_candidates=candidates.num_rows, n_certain_pairs=sum(s["kind"] not in ("proposal", "static") for s in samples))
-        return status
 
 
 def route_key(routing_key: str, finished: list[str]) -> str:

@@ -75,10 +75,11 @@ class Track:
         return np.asarray(list(self.boxes.values()), np.float64).mean(0)
 
 
-def build_tracks(candidates: pa.Table, cfg: ProposalConfig) -> list[Track]:
-    """Tracks with at least ``min_track_frames`` kept observations; their embedding is the mean of those."""
+def build_tracks(candidates: pa.Table | list[dict], cfg: ProposalConfig) -> list[Track]:
+    """Tracks with at least ``min_track_frames`` kept observations; their embedding is the mean of those.
+    ``candidates``: a table of CANDIDATE rows, or the same rows as dicts (the segment stage's, still in memory)."""
     groups: dict[tuple, list[dict]] = {}
-    for r in candidates.to_pylist():
+    for r in candidates.to_pylist() if isinstance(candidates, pa.Table) else candidates:
         if r["track_id"] < 0:  # e.g. a face no tracked person owns: it cannot be followed across frames
             continue
         groups.setdefault((r["clip_pair_id"], r["side"], r["track_id"]), []).append(r)
@@ -324,7 +325,7 @@ def certain_pairs(tracks: list[Track], cfg: ProposalConfig, bridges: list[dict] 
     return rows
 
 
-def tracks_by_clip_pair(candidates: pa.Table, cfg: ProposalConfig) -> dict[str, list[Track]]:
+def tracks_by_clip_pair(candidates: pa.Table | list[dict], cfg: ProposalConfig) -> dict[str, list[Track]]:
     by_pair: dict[str, list[Track]] = {}
     for t in build_tracks(candidates, cfg):
         by_pair.setdefault(t.clip_pair_id, []).append(t)
@@ -332,7 +333,7 @@ def tracks_by_clip_pair(candidates: pa.Table, cfg: ProposalConfig) -> dict[str, 
 
 
 def calibration_samples(
-    clip_pairs: list[dict], candidates: pa.Table, cfg: ProposalConfig, bridges: dict[str, list[dict]] | None = None
+    clip_pairs: list[dict], candidates: pa.Table | list[dict], cfg: ProposalConfig, bridges: dict[str, list[dict]] | None = None
 ) -> list[dict]:
     """``certain_pairs`` of every clip pair of one video, each row keyed by its clip pair. ``bridges``: clip pair
     id -> its bridge rows, for the clip pairs that were bridged."""

@@ -1,7 +1,9 @@
 """Stage 2 (the model stage): one clip pair per row, its frames decoded by ``stages/decode.py``. For each clip,
 segment candidates per category, find faces with 5 keypoints, embed the patches inside each mask, assess
 quality, link instances into tracks within the clip, and write the clip's candidates (Parquet) under
-``candidates/``; for a bridged clip pair, follow tracks across the gap (``bridges/``).
+``candidates/``; for a bridged clip pair, follow tracks across the gap (``bridges/``). Last, from the same rows
+in memory, the clip pair's certain pairs and proposal distances for the run's calibration
+(``calibration/<video>/<clip pair>.parquet``): written last, its presence marks the clip pair finished.
 
 The models see frames at most ``sampling.max_side_px`` on a side (pixel thresholds of the quality checks apply
 there); records hold boxes and keypoints in source pixels, masks at model size.
@@ -12,26 +14,30 @@ from __future__ import annotations
 
 import time
 import traceback
-from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from reid_ray.config import PairsJobConfig
-from reid_ray.io import bridges_path, candidates_path, clip_pair_errors_path, write_or_remove, write_table_atomic
+from reid_ray.io import (
+    bridges_path, calibration_samples_path, candidates_path, clip_pair_errors_path, write_or_remove, write_table_atomic,
+)
 from reid_ray.models import registry
 from reid_ray.models.dlib_faces import attach_faces_to_people
 from reid_ray.pipeline import StageClock
 from reid_ray.storage import out_root
 from reid_ray.records import Instances
-from reid_ray.schemas import BRIDGE, CANDIDATE, ERROR, error_row, table_from_rows
+from reid_ray.schemas import BRIDGE, CALIBRATION_SAMPLE, CANDIDATE, ERROR, error_row, table_from_rows
 from reid_ray.stages.clip_pairs import sample_frames
 from reid_ray.stages.decode import frames_to_decode, unpack_frames
 from reid_ray.stages.probe import CLIP_PAIR_FIELDS, rows_of
+from reid_ray.stages.propose import calibration_samples
 from reid_ray.stages.quality import assess
 from reid_ray.tracking.associate import AssociationParams, link_frames, split_on_appearance
 from reid_ray.tracking.bridge import find_bridges
 
-STATUS_FIELDS = ("clip_pair_id", "video_id", "uri", "status", "n_frames", "n_instances", "n_kept", "error_type", "message", "seconds")
+STATUS_FIELDS = ("clip_pair_id", "video_id", "uri", "status", "n_frames", "n_instances", "n_kept", "n_certain_pairs", "error_type",
+                 "message", "seconds")
 SEGMENTED_FIELDS = CLIP_PAIR_FIELDS + STATUS_FIELDS[3:]
 
 
@@ -75,11 +81,12 @@ class ClipPairSegmentStage:
         """Status of one decoded clip pair; its candidates (and bridges) written, or its error recorded."""
         t0 = time.perf_counter()
         status = {k: row.get(k, "") for k in ("clip_pair_id", "video_id", "uri")}
-        status.update(status="ok", n_frames=0, n_instances=0, n_kept=0, error_type="", message="", seconds=0.0)
+        status.update(status="ok", n_frames=0, n_instances=0, n_kept=0, n_certain_pairs=0, error_type="", message="", seconds=0.0)
         video_id, cp_id = row["video_id"], row["clip_pair_id"]
         err_path = clip_pair_errors_path(self.out_dir, "segment", video_id, cp_id)
         paths = [candidates_path(self.out_dir, video_id, cp_id, side) for side in "ab"]
-        if all(p.exists() for p in paths):  # finished by an earlier run: idempotent skip
+        finished = calibration_samples_path(self.out_dir, video_id, cp_id)
+        if finished.exists():  # finished by an earlier run: idempotent skip
             status["status"] = "skipped"
             return status
         try:
@@ -89,16 +96,24 @@ class ClipPairSegmentStage:
             scale = float(row["scale"])
             wanted = frames_to_decode(row, self.cfg)
             detections = {}  # one detection per frame, shared by a clip's tracking and the bridge
-            if "bridge" in wanted:  # written before the candidates, whose files mark the clip pair finished
-                bridges = self.bridges(row, wanted, frames, detections, scale)
-                write_table_atomic(table_from_rows(bridges, BRIDGE), bridges_path(self.out_dir, video_id, cp_id))
+            bridges = None
+            if "bridge" in wanted:
+                table = table_from_rows(self.bridges(row, wanted, frames, detections, scale), BRIDGE)
+                write_table_atomic(table, bridges_path(self.out_dir, video_id, cp_id))
+                bridges = table.to_pylist()  # as written, like the candidates below
+            written = []
             for side, path in zip("ab", paths):
                 clip = clip_rows(row)[0 if side == "a" else 1]
                 rows, n_frames = self.candidates(clip, frames, scale, detections)
-                write_table_atomic(table_from_rows(rows, CANDIDATE), path)
+                written.append(table_from_rows(rows, CANDIDATE))
+                write_table_atomic(written[-1], path)
                 status["n_frames"] += n_frames
-                status["n_instances"] += len(rows)
-                status["n_kept"] += sum(r["keep"] for r in rows)
+            # From the tables as written (float32), so the samples equal what routing later reads from the files.
+            both = pa.concat_tables(written)
+            samples = [{"video_id": video_id, **s} for s in calibration_samples([row], both, self.cfg.proposal, {cp_id: bridges} if bridges else None)]
+            write_table_atomic(table_from_rows(samples, CALIBRATION_SAMPLE), finished)  # last: the clip pair is finished
+            status.update(n_instances=both.num_rows, n_kept=sum(both.column("keep").to_pylist()),
+                          n_certain_pairs=sum(s["kind"] not in ("proposal", "static") for s in samples))
         except ClipPairInputError as err:
             status.update(status="error", error_type=err.error_type, message=err.message)
         except Exception as err:  # one bad clip pair must not end the job: it becomes an error record
