@@ -31,8 +31,9 @@ def clip_pair_name(video_id: str, clip_pair_id: str) -> str:
     return clip_pair_id[len(prefix):] if clip_pair_id.startswith(prefix) else safe_name(clip_pair_id)
 
 
-def candidates_path(out: Path, video_id: str, clip_pair_id: str, side: str) -> OutPath:
-    return out_root(out) / "candidates" / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}__{side}.parquet"
+def candidates_path(out: Path, video_id: str, clip_pair_id: str) -> OutPath:
+    """Both clips' candidates of one clip pair (column ``side``)."""
+    return out_root(out) / "candidates" / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}.parquet"
 
 
 def bridges_path(out: Path, video_id: str, clip_pair_id: str) -> OutPath:

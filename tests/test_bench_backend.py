@@ -57,7 +57,7 @@ def test_segment_stage_candidates_are_the_scene_ground_truth(tmp_path, bench_vid
     truth = list(ground_truth_only(scene_spec(scene_seed("bench_test_video"), 320, 180, 10.0, n_frames=120)))
     n_checked = 0
     for side in "ab":
-        rows = pq.read_table(candidates_path(out, "bench_test_video", clip_pair["clip_pair_id"], side)).to_pylist()
+        rows = [r for r in pq.read_table(candidates_path(out, "bench_test_video", clip_pair["clip_pair_id"])).to_pylist() if r["side"] == side]
         assert rows, side
         track_identity: dict[int, list[int]] = {}
         identity = []

@@ -56,7 +56,7 @@ def test_probe_decode_segment_route_without_ray(setup):
     gt = video.ground_truth
     cp = statuses["clip_pair_id"][0]
     for side in "ab":
-        cands = pq.read_table(candidates_path(out, "direct", cp, side)).to_pylist()
+        cands = [r for r in pq.read_table(candidates_path(out, "direct", cp)).to_pylist() if r["side"] == side]
         people = [r for r in cands if r["category"] == "person" and r["keep"]]
         assert people and all(len(r["embedding"]) == 512 for r in people)  # people: OSNet (embedder.by_category)
         assert all(len(r["embedding"]) == 120 for r in cands if r["category"] != "person")  # the rest: EfficientNet
@@ -102,7 +102,7 @@ def test_a_missing_candidate_file_is_an_error_record_not_a_skip(setup):
     statuses = ClipPairSegmentStage(cfg_json, str(out))(batch(rows(DecodeClipPairs(cfg_json, str(out))(batch(rows(clip_pairs))))))
     cp = statuses["clip_pair_id"][0]
     assert statuses["status"] == ["ok"] and calibration_samples_path(out, "direct", cp).exists()
-    candidates_path(out, "direct", cp, "b").unlink()  # as if written to another node's disk
+    candidates_path(out, "direct", cp).unlink()  # as if written to another node's disk
     calibration = calibrate({"person": {"positive": np.linspace(0.05, 0.2, 50).tolist(), "negative": np.linspace(0.3, 0.6, 50).tolist()}}, load_config("configs/local.yaml").proposal.calibration)
     routed = RouteVideo(cfg_json, str(out), calibration.to_json(), calibration.fingerprint()).route("direct")
     assert routed["status"] == "error"

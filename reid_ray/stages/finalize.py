@@ -72,7 +72,7 @@ def _mask(c: dict, frame_shape: tuple[int, int]):
 
 def read_candidates(out: OutPath, video_id: str, clip_pair_ids: list[str]) -> pa.Table:
     """The candidates of these finished clip pairs; a missing file is an error, never a silent skip."""
-    paths = [candidates_path(out, video_id, cp, side) for cp in clip_pair_ids for side in "ab"]
+    paths = [candidates_path(out, video_id, cp) for cp in clip_pair_ids]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise MissingOutputError(

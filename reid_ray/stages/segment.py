@@ -1,8 +1,8 @@
 """Stage 2 (the model stage): one clip pair per row, its frames decoded by ``stages/decode.py``. For each clip,
 segment candidates per category, find faces with 5 keypoints, embed the patches inside each mask, assess
-quality, link instances into tracks within the clip, and write the clip's candidates (Parquet) under
-``candidates/``; for a bridged clip pair, follow tracks across the gap (``bridges/``). Last, from the same rows
-in memory, the clip pair's certain pairs and proposal distances for the run's calibration
+quality, and link instances into tracks within the clip; write both clips' candidates as one Parquet file
+(``candidates/<video>/<clip pair>.parquet``); for a bridged clip pair, follow tracks across the gap (``bridges/``).
+Last, from the same rows in memory, the clip pair's certain pairs and proposal distances for the run's calibration
 (``calibration/<video>/<clip pair>.parquet``): written last, its presence marks the clip pair finished.
 
 The models see frames at most ``sampling.max_side_px`` on a side (pixel thresholds of the quality checks apply
@@ -16,7 +16,6 @@ import time
 import traceback
 
 import numpy as np
-import pyarrow as pa
 
 from reid_ray.config import PairsJobConfig
 from reid_ray.io import (
@@ -84,7 +83,6 @@ class ClipPairSegmentStage:
         status.update(status="ok", n_frames=0, n_instances=0, n_kept=0, n_certain_pairs=0, error_type="", message="", seconds=0.0)
         video_id, cp_id = row["video_id"], row["clip_pair_id"]
         err_path = clip_pair_errors_path(self.out_dir, "segment", video_id, cp_id)
-        paths = [candidates_path(self.out_dir, video_id, cp_id, side) for side in "ab"]
         finished = calibration_samples_path(self.out_dir, video_id, cp_id)
         if finished.exists():  # finished by an earlier run: idempotent skip
             status["status"] = "skipped"
@@ -101,15 +99,14 @@ class ClipPairSegmentStage:
                 table = table_from_rows(self.bridges(row, wanted, frames, detections, scale), BRIDGE)
                 write_table_atomic(table, bridges_path(self.out_dir, video_id, cp_id))
                 bridges = table.to_pylist()  # as written, like the candidates below
-            written = []
-            for side, path in zip("ab", paths):
-                clip = clip_rows(row)[0 if side == "a" else 1]
-                rows, n_frames = self.candidates(clip, frames, scale, detections)
-                written.append(table_from_rows(rows, CANDIDATE))
-                write_table_atomic(written[-1], path)
+            rows = []
+            for clip in clip_rows(row):
+                clip_candidates, n_frames = self.candidates(clip, frames, scale, detections)
+                rows += clip_candidates
                 status["n_frames"] += n_frames
-            # From the tables as written (float32), so the samples equal what routing later reads from the files.
-            both = pa.concat_tables(written)
+            both = table_from_rows(rows, CANDIDATE)
+            write_table_atomic(both, candidates_path(self.out_dir, video_id, cp_id))
+            # From the table as written (float32), so the samples equal what routing later reads from the file.
             samples = [{"video_id": video_id, **s} for s in calibration_samples([row], both, self.cfg.proposal, {cp_id: bridges} if bridges else None)]
             write_table_atomic(table_from_rows(samples, CALIBRATION_SAMPLE), finished)  # last: the clip pair is finished
             status.update(n_instances=both.num_rows, n_kept=sum(both.column("keep").to_pylist()),
