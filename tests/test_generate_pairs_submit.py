@@ -32,4 +32,4 @@ def test_generate_pairs_through_ray_job_submit(ray_head: RayHead, tmp_path: Path
     assert report["videos"]["finished"] == 1 and report["errors"]["total"] == 0
     pairs = pq.read_table(next((out / "pairs").glob("*.parquet")))
     assert pairs.num_rows == sum(report["dataset_card"]["by_label"].values())
-    assert len(list((out / "candidates").rglob("*.parquet"))) == 4  # 2 clip pairs x 2 clips
+    assert len(list((out / "candidates").rglob("*.parquet"))) == 2  # one file per clip pair (both clips)
