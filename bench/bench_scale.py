@@ -10,9 +10,9 @@ its own ground-truth scene (each id at its own hard link of the file: the job re
 Each size runs in a fresh subprocess (its own Ray), sized in videos from the pairs per video of the size before
 (or ``PAIRS_PER_VIDEO``, measured on this profile). Printed per size and written to ``<out>/bench_scale.json``:
 pairs, wall seconds, pairs/s, driver peak RSS, peak of the summed RSS and of the summed PSS (shared pages counted
-once: what the processes take together) of every Ray process the run started (its
-raylet, GCS and workers; /proc sampled every 0.5 s), object-store spill, review PNGs drawn, per-stage clocks and
-CPU seconds of the driver and every Ray process, and the machine's load average (the machine is shared: wall
+once: what the processes take together) of every Ray process the run started (its raylet, GCS and workers; /proc
+sampled every 0.5 s, PSS every 5 s; the sampler's own CPU is reported apart from the driver's), object-store spill,
+review PNGs drawn, per-stage clocks and CPU seconds of the driver and every Ray process, and the machine's load average (the machine is shared: wall
 seconds depend on what else runs, CPU seconds much less). A size that runs past ``--max-seconds``
 is stopped and reported with the clip pairs it finished.
 
@@ -115,8 +115,10 @@ class MemorySampler:
     the GCS and raylet as children, the raylet the workers. Resident-minus-shared is kept too (the object store
     is shared memory every process that maps it counts in its RSS)."""
 
-    def __init__(self, every_s: float = 0.5) -> None:
-        self.every_s = every_s
+    def __init__(self, every_s: float = 0.5, pss_every: int = 10) -> None:
+        self.every_s, self.pss_every = every_s, pss_every  # PSS (smaps_rollup) costs far more than RSS to read
+        self.ticks = 0
+        self.cpu_s = 0.0  # this sampler's own CPU seconds (a thread of the driver), reported apart from the driver's
         self.driver_peak = self.ray_peak = self.ray_unshared_peak = self.ray_pss_peak = 0
         self.ray_processes_peak = 0
         self.names: dict[int, str] = {}
@@ -136,7 +138,8 @@ class MemorySampler:
     def sample(self) -> None:
         me = os.getpid()
         self.driver_peak = max(self.driver_peak, _rss(me)[0])
-        kids, todo, seen = _children(), list(_children().get(me, [])), []
+        kids = _children()
+        todo, seen = list(kids.get(me, [])), []
         while todo:
             pid = todo.pop()
             seen.append(pid)
@@ -144,7 +147,9 @@ class MemorySampler:
         sizes = [_rss(p) for p in seen]
         self.ray_peak = max(self.ray_peak, sum(s[0] for s in sizes))
         self.ray_unshared_peak = max(self.ray_unshared_peak, sum(s[1] for s in sizes))
-        self.ray_pss_peak = max(self.ray_pss_peak, sum(_pss(p) for p in seen))
+        if self.ticks % self.pss_every == 0:
+            self.ray_pss_peak = max(self.ray_pss_peak, sum(_pss(p) for p in seen))
+        self.ticks += 1
         self.ray_processes_peak = max(self.ray_processes_peak, len(seen))
         for p in seen:
             self.ray_cpu_s[p] = max(self.ray_cpu_s.get(p, 0.0), _cpu_s(p))
@@ -160,7 +165,9 @@ class MemorySampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
+            t0 = time.thread_time()
             self.sample()
+            self.cpu_s += time.thread_time() - t0
 
 
 def spill_stats() -> dict:
@@ -250,7 +257,8 @@ def run_one(n_videos: int, out: Path, source: Path, max_seconds: float, override
         ray_unshared_peak_mib=round(mem.ray_unshared_peak / MIB),
         ray_pss_peak_mib=round(mem.ray_pss_peak / MIB),
         ray_processes_peak=mem.ray_processes_peak,
-        driver_cpu_s=round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
+        driver_cpu_s=round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - mem.cpu_s, 1),  # the job's driver alone
+        sampler_cpu_s=round(mem.cpu_s, 1),
         ray_cpu_s=round(sum(mem.ray_cpu_s.values()), 1),
         ray_cpu_s_by_process=mem.cpu_by_name(),
         load_avg_end=os.getloadavg(),

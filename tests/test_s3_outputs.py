@@ -1,9 +1,11 @@
-"""The pair job with --out on S3 (a real S3 API server on loopback): every output lands in the bucket, none on
-local disk, and a rerun on the same prefix resumes there (nothing redone, nothing doubled)."""
+"""The pair job with --out on S3 (a real S3 API server on loopback), submitted with `ray job submit` to a real local
+head: every output lands in the bucket, none on local disk, and a rerun on the same prefix resumes there (nothing
+redone, nothing doubled)."""
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from _paths import require_shared
+from ray_helpers import RayHead, submit_job
 from reid_ray.video.synthetic import SyntheticSpec, generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,17 +29,24 @@ def _objects(client, bucket: str, prefix: str) -> dict[str, str]:
     return keys
 
 
-def _run(out: str, videos: Path, endpoint: str, cwd: Path) -> subprocess.CompletedProcess:
-    args = [
-        sys.executable, str(ROOT / "jobs" / "generate_pairs.py"), "--videos", str(videos), "--out", out,
+def _args(out: str, videos: Path, endpoint: str) -> list[str]:
+    return [
+        sys.executable, "jobs/generate_pairs.py", "--videos", str(videos), "--out", out,
         "--set", f"models_dir={require_shared('models').resolve()}", "--set", f"sources.s3_endpoint_url={endpoint}",
         "--set", "clip_pairs.pairs_per_video=2", "--set", "clip_pairs.time_gap_s=3", "--set", "sampling.frames_per_clip=3",
     ]
+
+
+def _run(out: str, videos: Path, endpoint: str, cwd: Path) -> subprocess.CompletedProcess:
+    args = _args(out, videos, endpoint)
+    args[1] = str(ROOT / args[1])
     env = {**os.environ, "RAY_ADDRESS": ""}  # its own local Ray, like a user's first run
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_outputs_on_s3_and_resume_there(s3_server, tmp_path):
+def test_a_submitted_job_writes_everything_to_s3_and_a_local_rerun_resumes_there(ray_head: RayHead, s3_server, tmp_path):
+    """The README's way to run at scale: `ray job submit` to a cluster (a real local head with token auth), --out on
+    S3; then a rerun from a laptop on the same prefix resumes there."""
     video = generate(SyntheticSpec(video_id="s3cam", n_frames=150, n_people=3, seed=8), tmp_path / "videos")
     manifest = tmp_path / "videos" / "manifest.csv"
     manifest.write_text(f"video_id,uri,license\ns3cam,{video.video_path},synthetic\n")
@@ -45,13 +55,19 @@ def test_outputs_on_s3_and_resume_there(s3_server, tmp_path):
     workdir = tmp_path / "cwd"  # nothing may land here (a relative --out would)
     workdir.mkdir()
 
-    first = _run("s3://pairs-out/runs/one", manifest, s3_server, workdir)
-    assert first.returncode == 0, first.stderr[-3000:]
+    # The cluster's processes get the credentials as a job would on AWS: through the job's runtime environment.
+    credentials = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION",
+                                              "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "NO_PROXY", "no_proxy")}
+    status, logs = submit_job(ray_head, shlex.join(["python", *_args("s3://pairs-out/runs/one", manifest, s3_server)[1:]]), ROOT,
+                              timeout_s=420, runtime_env={"env_vars": credentials})
+    assert status == "SUCCEEDED", logs[-4000:]
+    assert "usable video(s)" in logs and "done in" in logs  # progress lines reach the job log
     objects = _objects(client, "pairs-out", "runs/one/")
     for key in ("_run.json", "report.json", "calibration.json", "calibration.png", "clip_pairs/s3cam.parquet", "pairs/s3cam.parquet",
                 "review/tasks.json", "review/records.jsonl", "review/labeling_config.xml"):
         assert key in objects, sorted(objects)
-    assert any(k.startswith("candidates/s3cam/") for k in objects) and any(k.startswith("calibration/s3cam/") for k in objects)
+    assert sum(k.startswith("candidates/s3cam/") for k in objects) == 2  # one file per clip pair (both clips)
+    assert sum(k.startswith("calibration/s3cam/") for k in objects) == 2
     assert any(k.startswith("_stats/segment/") for k in objects)
     assert list(workdir.iterdir()) == []
 
@@ -59,6 +75,7 @@ def test_outputs_on_s3_and_resume_there(s3_server, tmp_path):
     local.write_bytes(client.get_object(Bucket="pairs-out", Key="runs/one/pairs/s3cam.parquet")["Body"].read())
     pairs = pq.read_table(local).to_pylist()
     report = json.loads(client.get_object(Bucket="pairs-out", Key="runs/one/report.json")["Body"].read())
+    assert report["videos"]["finished"] == 1 and report["errors"]["total"] == 0
     assert pairs and report["dataset_card"]["pairs"] == len(pairs)
     pending = [p for p in pairs if p["label"] == "pending_review"]
     assert all(f"review/{p['pair_id']}.png" in objects for p in pending)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from functools import cached_property
 
 import numpy as np
 
@@ -58,17 +59,27 @@ def clip_rows(clip_pair: dict) -> list[dict]:
 
 
 class ClipPairSegmentStage:
-    """Callable class for ``map_batches``: loads its models once per actor."""
+    """Callable class for ``map_batches``: loads its models once per actor, when a clip pair first needs them."""
 
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
         self.out_dir = out_root(out_dir, self.cfg.sources.s3_endpoint_url)
-        self.segmenter = registry.build_segmenter(self.cfg)
-        self.faces = registry.build_face_detector(self.cfg)
-        self.embedders = registry.build_category_embedders(self.cfg)
         p = self.cfg.proposal
         self.assoc = AssociationParams(min_iou=p.track_iou)
         self.clock = StageClock("segment", self.out_dir)
+
+    # Models load on first use: a rerun whose clip pairs are all finished starts its actors but loads no model.
+    @cached_property
+    def segmenter(self):
+        return registry.build_segmenter(self.cfg)
+
+    @cached_property
+    def faces(self):
+        return registry.build_face_detector(self.cfg)
+
+    @cached_property
+    def embedders(self):
+        return registry.build_category_embedders(self.cfg)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         rows = rows_of(batch)
