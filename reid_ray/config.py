@@ -258,6 +258,10 @@ class ResourcesConfig(Strict):
     route: StageResources = Field(default_factory=lambda: StageResources(num_cpus=0.5, max_actors=2))
     ray_address: str | None = Field(None, description="None: join a running cluster if any, else start a local one.")
     num_cpus: int | None = Field(None, description="CPUs of a locally started Ray (None: all).")
+    object_store_memory_mb: int | None = Field(
+        None, ge=64, description="Most the pipeline keeps in the object store at once (decoded clip pairs waiting for "
+        "the model stage): decode then waits instead of running ahead. None: Ray Data's own share of the store.",
+    )
 
     @field_validator("probe")
     @classmethod

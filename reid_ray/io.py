@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from reid_ray.storage import OutPath, S3Path, filesystem_and_path, out_root
 
-SUBDIRS = ("clip_pairs", "candidates", "bridges", "calibration", "review", "pairs", "errors")
+SUBDIRS = ("clip_pairs", "candidates", "bridges", "proposals", "calibration", "review", "pairs", "errors")
 
 
 def video_dir_name(video_id: str) -> str:
@@ -34,6 +34,11 @@ def clip_pair_name(video_id: str, clip_pair_id: str) -> str:
 def candidates_path(out: Path, video_id: str, clip_pair_id: str) -> OutPath:
     """Both clips' candidates of one clip pair (column ``side``)."""
     return out_root(out) / "candidates" / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}.parquet"
+
+
+def proposals_path(out: Path, video_id: str, clip_pair_id: str) -> OutPath:
+    """One clip pair's proposed pairs before routing (schema PROPOSAL)."""
+    return out_root(out) / "proposals" / video_dir_name(video_id) / f"{clip_pair_name(video_id, clip_pair_id)}.parquet"
 
 
 def bridges_path(out: Path, video_id: str, clip_pair_id: str) -> OutPath:
@@ -72,7 +77,7 @@ def retire_video(out: OutPath, video_id: str) -> None:
 
     name = video_dir_name(video_id)
     root = out_root(out)
-    for sub in ("candidates", "bridges", "calibration"):
+    for sub in ("candidates", "bridges", "proposals", "calibration"):
         rmtree(root / sub / name)
     for path in (pairs_path(root, video_id), clip_pairs_path(root, video_id)):
         path.unlink(missing_ok=True)

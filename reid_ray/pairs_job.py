@@ -120,7 +120,11 @@ def run_model_stages(cfg: PairsJobConfig, sources: list[dict], out: OutPath) -> 
     from reid_ray.stages.segment import ClipPairSegmentStage
 
     init_ray(cfg.resources.ray_address, cfg.resources.num_cpus)
-    DataContext.get_current().enable_progress_bars = True
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = True
+    if cfg.resources.object_store_memory_mb:
+        limits = ctx.execution_options.resource_limits
+        ctx.execution_options.resource_limits = limits.copy(object_store_memory=cfg.resources.object_store_memory_mb * 2**20)
     kwargs = {"cfg_json": cfg.model_dump_json(), "out_dir": str(out.resolve())}
     r = cfg.resources
     ds = _videos_dataset(sources)
@@ -148,22 +152,23 @@ def fit_calibration(cfg: PairsJobConfig, out: OutPath) -> Calibration:
     ``calibration.json`` and its plot."""
     from reid_ray.viz.calibration import plot_calibration
 
-    samples: dict[str, dict[str, list]] = {}
+    parts: dict[str, dict[str, list[np.ndarray]]] = {}  # arrays per batch: 8 bytes a distance, not a Python float
     kept = pads.field("distance").is_valid()
     for batch in parquet_batches(out / "calibration", ["video_id", "clip_pair_id", "category", "kind", "distance"], CALIBRATION_SAMPLE, kept):
         t = pa.Table.from_batches([batch])
-        for category in set(t.column("category").to_pylist()):
-            mine = samples.setdefault(category, {})
+        for category in pa.compute.unique(t.column("category")).to_pylist():
+            mine = parts.setdefault(category, {})
             rows = t.filter(pa.compute.equal(t.column("category"), category))
-            for kind in set(rows.column("kind").to_pylist()):
+            for kind in pa.compute.unique(rows.column("kind")).to_pylist():
                 of_kind = rows.filter(pa.compute.equal(rows.column("kind"), kind))
-                mine.setdefault(kind, []).extend(of_kind.column("distance").to_pylist())
+                mine.setdefault(kind, []).append(of_kind.column("distance").to_numpy())
                 if kind == "proposal":
-                    mine.setdefault("proposal_video", []).extend(of_kind.column("video_id").to_pylist())
+                    mine.setdefault("proposal_video", []).append(of_kind.column("video_id").to_numpy(zero_copy_only=False))
+    samples: dict[str, dict[str, np.ndarray]] = {c: {k: np.concatenate(v) for k, v in mine.items()} for c, mine in parts.items()}
     for mine in samples.values():
         for kind in [k for k in mine if k not in ("proposal", "proposal_video")]:
             if len(mine[kind]) > MAX_SAMPLES_PER_KIND:
-                mine[kind] = list(np.random.default_rng(0).choice(mine[kind], MAX_SAMPLES_PER_KIND, replace=False))
+                mine[kind] = np.random.default_rng(0).choice(mine[kind], MAX_SAMPLES_PER_KIND, replace=False)
     calibration = calibrate(samples, cfg.proposal.calibration)
     write_json_atomic(json.loads(calibration.to_json()), out / "calibration.json")
     if isinstance(out, S3Path):  # drawn locally, then put beside the other outputs

@@ -94,6 +94,17 @@ PAIR = pa.schema(
     ]
 )
 
+# A pair proposed by the segment stage, before routing (``stages/propose.py::proposal_rows``): the pair's own fields
+# (label, verified_by and confidence still empty for matches and their hard negatives) and what routing needs.
+PROPOSAL = pa.schema(
+    [
+        *PAIR,
+        ("distance", pa.float64()),  # the tracks' distance, as routing reads it
+        ("static", pa.bool_()),  # a match of a still object (proposal.static_clutter): never auto identical
+        ("parent_pair_id", pa.string()),  # a hard negative: the match it is kept for, if that match is auto identical
+    ]
+)
+
 # A track followed across a clip pair's gap (reid_ray/tracking/bridge.py): its boxes on the sampled frames of both clips.
 BRIDGE = pa.schema(
     [

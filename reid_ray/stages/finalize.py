@@ -1,8 +1,8 @@
 """The last stage, after the run-wide calibration (``reid_ray.calibration``) is fitted on every clip pair's samples
 (``calibration/<video>/<clip pair>.parquet``, written by the segment stage):
 
-``RouteVideo``, per video: propose and route the video's pairs, render the review packets of the pairs routed to
-humans, and write ``pairs/<video>.parquet``. The file carries the key of what it was routed from (calibration and
+``RouteVideo``, per video: route the pairs the segment stage proposed (``proposals/``), render the review packets of
+the pairs routed to humans, and write ``pairs/<video>.parquet``. The file carries the key of what it was routed from (calibration and
 finished clip pairs): a rerun routes a video again only when that changed.
 """
 from __future__ import annotations
@@ -17,15 +17,15 @@ import pyarrow as pa
 from reid_ray.calibration import Calibration
 from reid_ray.config import PairsJobConfig
 from reid_ray.io import (
-    calibration_samples_path, candidates_path, clip_pairs_path, pairs_path, read_parquet, read_parquet_schema,
+    calibration_samples_path, candidates_path, clip_pairs_path, pairs_path, proposals_path, read_parquet, read_parquet_schema,
     read_tables, video_errors_path, write_or_remove, write_table_atomic,
 )
 from reid_ray.storage import OutPath, S3Path, out_root, upload_file
 from reid_ray.names import packet_file_name
 from reid_ray.pipeline import StageClock
 from reid_ray.records import rle_to_mask
-from reid_ray.schemas import CANDIDATE, ERROR, PAIR, error_row, table_from_rows
-from reid_ray.stages.propose import propose_video
+from reid_ray.schemas import CANDIDATE, ERROR, PAIR, PROPOSAL, error_row, table_from_rows
+from reid_ray.stages.propose import make_router, route_proposals
 from reid_ray.video.decode import local_video, read_frames
 
 ROUTE_FIELDS = ("video_id", "status", "n_clip_pairs", "n_unfinished", "n_pairs", "n_review")
@@ -70,16 +70,28 @@ def _mask(c: dict, frame_shape: tuple[int, int]):
     return cv2.resize(mask.astype(np.uint8), (frame_shape[1], frame_shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
-def read_candidates(out: OutPath, video_id: str, clip_pair_ids: list[str]) -> pa.Table:
-    """The candidates of these finished clip pairs; a missing file is an error, never a silent skip."""
-    paths = [candidates_path(out, video_id, cp) for cp in clip_pair_ids]
+def require_files(paths: list[OutPath], what: str) -> list[OutPath]:
+    """A file of a finished clip pair that is missing is an error, never a silent skip."""
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise MissingOutputError(
-            f"{len(missing)} candidate file(s) of finished clip pairs are missing, e.g. {missing[0]}: "
+            f"{len(missing)} {what} file(s) of finished clip pairs are missing, e.g. {missing[0]}: "
             "--out must be storage every node of the cluster can read (a shared filesystem or s3://)"
         )
-    return read_tables(paths, CANDIDATE)
+    return paths
+
+
+def read_candidates(out: OutPath, video_id: str, clip_pair_ids: list[str]) -> pa.Table:
+    """The candidates of these finished clip pairs."""
+    return read_tables(require_files([candidates_path(out, video_id, cp) for cp in clip_pair_ids], "candidate"), CANDIDATE)
+
+
+def read_proposals(out: OutPath, video_id: str, clip_pair_ids: list[str]) -> list[list[dict]]:
+    """Per clip pair (in the given order), its proposed pairs before routing; the candidate files they point at
+    must be there too."""
+    require_files([candidates_path(out, video_id, cp) for cp in clip_pair_ids], "candidate")
+    paths = require_files([proposals_path(out, video_id, cp) for cp in clip_pair_ids], "proposal")
+    return [read_parquet(p, schema=PROPOSAL).to_pylist() for p in paths]
 
 
 def route_key(routing_key: str, finished: list[str]) -> str:
@@ -100,6 +112,7 @@ class RouteVideo:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
         self.out = out_root(out_dir, self.cfg.sources.s3_endpoint_url)
         self.calibration = Calibration.from_json(calibration_json)
+        self.router = make_router(self.cfg.proposal, self.calibration)
         self.routing_key = routing_key
         self.clock = StageClock("route", self.out)
 
@@ -125,10 +138,14 @@ class RouteVideo:
         if stored_route_key(path) == key:
             return {**status, "status": "up_to_date"}
         try:
-            candidates = read_candidates(self.out, video_id, [cp["clip_pair_id"] for cp in finished])
-            pairs = propose_video(finished, candidates, self.cfg.proposal, self.calibration)
+            # The model stage proposed each clip pair's pairs; routing labels them by the run's calibration.
+            ids = sorted(cp["clip_pair_id"] for cp in finished)
+            pairs = [p for proposals in read_proposals(self.out, video_id, ids) for p in route_proposals(proposals, self.router, video_id)]
             if any(p["label"] == "pending_review" for p in pairs):
-                by_id = {c["candidate_id"]: c for c in candidates.select([n for n in CANDIDATE.names if n != "embedding"]).to_pylist()}
+                by_id = {}  # masks are drawn only for a real segmenter's (render_review_packets)
+                if self.cfg.segmenter.backend == "sam3":
+                    columns = [n for n in CANDIDATE.names if n != "embedding"]
+                    by_id = {c["candidate_id"]: c for c in read_candidates(self.out, video_id, ids).select(columns).to_pylist()}
                 render_review_packets(pairs, by_id, finished[0]["uri"], self.cfg, self.out / "review")
             table = table_from_rows(pairs, PAIR)
             write_table_atomic(table.replace_schema_metadata({ROUTE_KEY: key.encode()}), path)

@@ -238,20 +238,51 @@ def matches(tracks: list[Track], cfg: ProposalConfig):
             yield category, ta, tb, dist, matched, static
 
 
-def propose_clip_pair(clip_pair: dict, tracks: list[Track], cfg: ProposalConfig, router: Router) -> list[dict]:
+def proposal_rows(clip_pair: dict, tracks: list[Track], cfg: ProposalConfig) -> list[dict]:
+    """Every pair the clip pair can give, before routing (schema PROPOSAL): each match followed by the hard negatives
+    it gives if it is accepted, then the unrelated pairs. Routing only needs these rows, not the tracks: the model
+    stage writes them, and ``route_proposals`` labels them once the run's calibration is known."""
     rows: list[dict] = []
     for _, ta, tb, dist, matched, static in matches(tracks, cfg):
         for i, j in matched:
-            label, by, confidence = router(clip_pair.get("video_id", ""), ta[i].category, float(dist[i, j]), (i, j) in static)
-            rows.append(pair_row(clip_pair, "match", label, by, confidence, dist[i, j], ta[i], tb[j]))
+            match = pair_row(clip_pair, "match", "", "", float("nan"), dist[i, j], ta[i], tb[j])
+            rows.append({**match, "distance": float(dist[i, j]), "static": (i, j) in static, "parent_pair_id": ""})
+            rows += [{**r, "distance": 1.0 - r["similarity"], "static": False, "parent_pair_id": match["pair_id"]}
+                     for r in hard_negatives(clip_pair, ta, tb, dist, i, j, float("nan"), cfg)]
+    rows += [{**r, "distance": 1.0 - r["similarity"], "static": False, "parent_pair_id": ""}
+             for r in unrelated(clip_pair, [t for t in tracks if t.side == "a"], [t for t in tracks if t.side == "b"], cfg)]
+    return rows
+
+
+PROPOSAL_ONLY = ("distance", "static", "parent_pair_id")
+
+
+def route_proposals(proposals: list[dict], router: Router, video_id: str) -> list[dict]:
+    """One clip pair's ``proposal_rows`` routed: matches labelled by the router; a hard negative kept only if its
+    match is auto ``identical`` (it carries that match's confidence); unrelated pairs as they are."""
+    rows: list[dict] = []
+    accepted: dict[str, float] = {}  # pair id of an auto identical match -> its confidence
+    for p in proposals:
+        pair = {k: v for k, v in p.items() if k not in PROPOSAL_ONLY}
+        if p["kind"] == "match":
+            label, by, confidence = router(video_id, p["category"], float(p["distance"]), bool(p["static"]))
+            pair.update(label=label, verified_by=by, confidence=float(confidence))
             if label == "identical":
-                rows += hard_negatives(clip_pair, ta, tb, dist, i, j, confidence, cfg)
-    rows += unrelated(clip_pair, [t for t in tracks if t.side == "a"], [t for t in tracks if t.side == "b"], cfg)
+                accepted[p["pair_id"]] = float(confidence)
+        elif p["parent_pair_id"]:
+            if p["parent_pair_id"] not in accepted:
+                continue
+            pair.update(confidence=accepted[p["parent_pair_id"]])
+        rows.append(pair)
     # Two accepted matches can derive the same negative (a_i with b_k, and b_k with a_i): keep it once.
     unique: dict[str, dict] = {}
     for r in rows:
         unique.setdefault(r["pair_id"], r)
     return list(unique.values())
+
+
+def propose_clip_pair(clip_pair: dict, tracks: list[Track], cfg: ProposalConfig, router: Router) -> list[dict]:
+    return route_proposals(proposal_rows(clip_pair, tracks, cfg), router, clip_pair.get("video_id", ""))
 
 
 def hard_negatives(

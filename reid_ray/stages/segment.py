@@ -2,8 +2,9 @@
 segment candidates per category, find faces with 5 keypoints, embed the patches inside each mask, assess
 quality, and link instances into tracks within the clip; write both clips' candidates as one Parquet file
 (``candidates/<video>/<clip pair>.parquet``); for a bridged clip pair, follow tracks across the gap (``bridges/``).
-Last, from the same rows in memory, the clip pair's certain pairs and proposal distances for the run's calibration
-(``calibration/<video>/<clip pair>.parquet``): written last, its presence marks the clip pair finished.
+Last, from the same rows in memory: the clip pair's proposed pairs before routing (``proposals/``), and its certain
+pairs and proposal distances for the run's calibration (``calibration/<video>/<clip pair>.parquet``): written last,
+its presence marks the clip pair finished.
 
 The models see frames at most ``sampling.max_side_px`` on a side (pixel thresholds of the quality checks apply
 there); records hold boxes and keypoints in source pixels, masks at model size.
@@ -20,18 +21,19 @@ import numpy as np
 
 from reid_ray.config import PairsJobConfig
 from reid_ray.io import (
-    bridges_path, calibration_samples_path, candidates_path, clip_pair_errors_path, write_or_remove, write_table_atomic,
+    bridges_path, calibration_samples_path, candidates_path, clip_pair_errors_path, proposals_path, write_or_remove,
+    write_table_atomic,
 )
 from reid_ray.models import registry
 from reid_ray.models.dlib_faces import attach_faces_to_people
 from reid_ray.pipeline import StageClock
 from reid_ray.storage import out_root
 from reid_ray.records import Instances
-from reid_ray.schemas import BRIDGE, CALIBRATION_SAMPLE, CANDIDATE, ERROR, error_row, table_from_rows
+from reid_ray.schemas import BRIDGE, CALIBRATION_SAMPLE, CANDIDATE, ERROR, PROPOSAL, error_row, table_from_rows
 from reid_ray.stages.clip_pairs import sample_frames
 from reid_ray.stages.decode import frames_to_decode, unpack_frames
 from reid_ray.stages.probe import CLIP_PAIR_FIELDS, rows_of
-from reid_ray.stages.propose import calibration_samples
+from reid_ray.stages.propose import build_tracks, certain_pairs, proposal_rows
 from reid_ray.stages.quality import assess
 from reid_ray.tracking.associate import AssociationParams, link_frames, split_on_appearance
 from reid_ray.tracking.bridge import find_bridges
@@ -118,7 +120,10 @@ class ClipPairSegmentStage:
             both = table_from_rows(rows, CANDIDATE)
             write_table_atomic(both, candidates_path(self.out_dir, video_id, cp_id))
             # From the table as written (float32), so the samples equal what routing later reads from the file.
-            samples = [{"video_id": video_id, **s} for s in calibration_samples([row], both, self.cfg.proposal, {cp_id: bridges} if bridges else None)]
+            tracks = build_tracks(both, self.cfg.proposal)
+            proposals = proposal_rows(row, tracks, self.cfg.proposal)  # routed once the run's calibration is known
+            write_table_atomic(table_from_rows(proposals, PROPOSAL), proposals_path(self.out_dir, video_id, cp_id))
+            samples = [{"video_id": video_id, "clip_pair_id": cp_id, **s} for s in certain_pairs(tracks, self.cfg.proposal, bridges)]
             write_table_atomic(table_from_rows(samples, CALIBRATION_SAMPLE), finished)  # last: the clip pair is finished
             status.update(n_instances=both.num_rows, n_kept=sum(both.column("keep").to_pylist()),
                           n_certain_pairs=sum(s["kind"] not in ("proposal", "static") for s in samples))

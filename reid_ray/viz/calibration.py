@@ -24,7 +24,7 @@ def plot_calibration(samples: dict[str, dict[str, list]], calibration: Calibrati
         for kind, colour, name in (("positive", "tab:green", "certain same"), ("negative", "tab:red", "certain different"),
                                    ("proposal", "tab:blue", "proposed matches")):
             d = s.get(kind, [])
-            if d:
+            if len(d):
                 ax.hist(np.clip(d, 0, 0.6), bins=bins, density=True, alpha=0.35 if kind != "proposal" else 0.9,
                         color=colour, histtype="stepfilled" if kind != "proposal" else "step", label=f"{name} ({len(d)})")
         cal = calibration.for_category(category)
