@@ -155,6 +155,29 @@ def load_osnet(path: str | Path) -> OSNet:
     return model.eval()
 
 
+class _FeatureMaps(nn.Module):
+    def __init__(self, model: OSNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.feature_maps(x)
+
+
+def fast_feature_maps(model: OSNet) -> nn.Module:
+    """``model.feature_maps`` for inference: batch norms folded into their convolutions (torch.fx) and channels-last
+    memory, which the CPU convolutions run faster on (measured in the README). Same outputs to float rounding; the
+    plain model where the graph cannot be traced."""
+    from torch.fx.experimental.optimization import fuse
+
+    wrapped = _FeatureMaps(model).eval()
+    try:
+        wrapped = fuse(wrapped)
+    except Exception:  # tracing is an optimisation, never a requirement
+        pass
+    return wrapped.to(memory_format=torch.channels_last)
+
+
 class OSNetPatchEmbedder:
     """Implements ``PatchEmbedder``: 512-d cells of OSNet x0.25's stride-16 feature map."""
 
@@ -166,6 +189,7 @@ class OSNetPatchEmbedder:
             torch.set_num_threads(num_threads)
         self.model = load_osnet(weights).to(device)
         self.device = device
+        self.fmaps = fast_feature_maps(self.model)
         self.crop_hw = (max(self.stride, crop_height // self.stride * self.stride), max(self.stride, crop_width // self.stride * self.stride))
         w, b = self.model.cell_projection()
         self.proj_w, self.proj_b = w.detach(), b.detach()
@@ -173,7 +197,7 @@ class OSNetPatchEmbedder:
     @torch.inference_mode()
     def feature_maps(self, crops: np.ndarray) -> np.ndarray:
         """(N, 512, H/16, W/16): each cell through the folded embedding layer."""
-        fmap = self.model.feature_maps(torch.from_numpy(crops).to(self.device))
+        fmap = self.fmaps(torch.from_numpy(crops).to(self.device).contiguous(memory_format=torch.channels_last))
         cells = torch.einsum("nchw,dc->ndhw", fmap, self.proj_w) + self.proj_b[None, :, None, None]
         return cells.float().cpu().numpy()
 
