@@ -119,7 +119,7 @@ class MemorySampler:
         self.every_s, self.pss_every = every_s, pss_every  # PSS (smaps_rollup) costs far more than RSS to read
         self.ticks = 0
         self.cpu_s = 0.0  # this sampler's own CPU seconds (a thread of the driver), reported apart from the driver's
-        self.driver_peak = self.ray_peak = self.ray_unshared_peak = self.ray_pss_peak = 0
+        self.driver_peak = self.driver_unshared_peak = self.ray_peak = self.ray_unshared_peak = self.ray_pss_peak = 0
         self.ray_processes_peak = 0
         self.names: dict[int, str] = {}
         self.ray_cpu_s: dict[int, float] = {}  # pid -> CPU seconds at its last sample (the machine is shared:
@@ -137,7 +137,9 @@ class MemorySampler:
 
     def sample(self) -> None:
         me = os.getpid()
-        self.driver_peak = max(self.driver_peak, _rss(me)[0])
+        driver = _rss(me)  # resident counts the object store pages the driver has read (shared): unshared too
+        self.driver_peak = max(self.driver_peak, driver[0])
+        self.driver_unshared_peak = max(self.driver_unshared_peak, driver[1])
         kids = _children()
         todo, seen = list(kids.get(me, [])), []
         while todo:
@@ -252,6 +254,7 @@ def run_one(n_videos: int, out: Path, source: Path, max_seconds: float, override
     result.update(
         wall_s=round(wall, 1),
         driver_peak_mib=round(mem.driver_peak / MIB),
+        driver_unshared_peak_mib=round(mem.driver_unshared_peak / MIB),
         driver_maxrss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         ray_peak_mib=round(mem.ray_peak / MIB),
         ray_unshared_peak_mib=round(mem.ray_unshared_peak / MIB),
@@ -288,13 +291,14 @@ def row(size: int, r: dict) -> str:
     pairs = r.get("pairs", f"{r.get('clip_pairs_finished', 0)} clip pairs (stopped)")
     rate = r.get("pairs_per_s", float("nan"))
     return (f"{size:>9} {str(pairs):>22} {r['wall_s']:>8.1f} {rate:>8.1f} {r['driver_peak_mib']:>8} "
-            f"{r['ray_peak_mib']:>8} {r.get('ray_pss_peak_mib', float('nan')):>8} {r['ray_unshared_peak_mib']:>9} {spill:>8.1f} {r['review_pngs']:>6} "
+            f"{r.get('driver_unshared_peak_mib', float('nan')):>8} {r['ray_peak_mib']:>8} {r.get('ray_pss_peak_mib', float('nan')):>8} "
+            f"{r['ray_unshared_peak_mib']:>9} {spill:>8.1f} {r['review_pngs']:>6} "
             f"{r.get('driver_cpu_s', float('nan')) + r.get('ray_cpu_s', float('nan')):>7.0f} "
             f"{'/'.join(f'{x:.1f}' for x in r['load_avg_start'])}")
 
 
-HEADER = (f"{'target':>9} {'pairs':>22} {'wall s':>8} {'pairs/s':>8} {'drv MiB':>8} {'ray MiB':>8} {'ray PSS':>8} "
-          f"{'ray uns.':>9} {'spill MiB':>8} {'PNGs':>6} {'CPU s':>7} load(1/5/15)")
+HEADER = (f"{'target':>9} {'pairs':>22} {'wall s':>8} {'pairs/s':>8} {'drv MiB':>8} {'drv uns.':>8} {'ray MiB':>8} "
+          f"{'ray PSS':>8} {'ray uns.':>9} {'spill MiB':>8} {'PNGs':>6} {'CPU s':>7} load(1/5/15)")
 
 
 def main(argv: list[str] | None = None) -> int:

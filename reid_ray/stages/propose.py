@@ -238,12 +238,13 @@ def matches(tracks: list[Track], cfg: ProposalConfig):
             yield category, ta, tb, dist, matched, static
 
 
-def proposal_rows(clip_pair: dict, tracks: list[Track], cfg: ProposalConfig) -> list[dict]:
+def proposal_rows(clip_pair: dict, tracks: list[Track], cfg: ProposalConfig, matched_groups: list | None = None) -> list[dict]:
     """Every pair the clip pair can give, before routing (schema PROPOSAL): each match followed by the hard negatives
-    it gives if it is accepted, then the unrelated pairs. Routing only needs these rows, not the tracks: the model
+    it gives if it is accepted, then the unrelated pairs. ``matched_groups``: ``list(matches(tracks, cfg))`` when the
+    caller has it already (certain_pairs takes the same). Routing only needs these rows, not the tracks: the model
     stage writes them, and ``route_proposals`` labels them once the run's calibration is known."""
     rows: list[dict] = []
-    for _, ta, tb, dist, matched, static in matches(tracks, cfg):
+    for _, ta, tb, dist, matched, static in matches(tracks, cfg) if matched_groups is None else matched_groups:
         for i, j in matched:
             match = pair_row(clip_pair, "match", "", "", float("nan"), dist[i, j], ta[i], tb[j])
             rows.append({**match, "distance": float(dist[i, j]), "static": (i, j) in static, "parent_pair_id": ""})
@@ -319,7 +320,7 @@ def unrelated(clip_pair: dict, a_tracks: list[Track], b_tracks: list[Track], cfg
     return rows
 
 
-def certain_pairs(tracks: list[Track], cfg: ProposalConfig, bridges: list[dict] | None = None) -> list[dict]:
+def certain_pairs(tracks: list[Track], cfg: ProposalConfig, bridges: list[dict] | None = None, matched_groups: list | None = None) -> list[dict]:
     """Distances whose answer is known without a human, per clip and category: the two halves (earlier and later
     views) of one track are one individual; two tracks in view together with boxes apart are two. With the clip
     pair's bridges (``reid_ray.tracking.bridge``), one individual across the gap: the A and B tracks of a track
@@ -344,7 +345,7 @@ def certain_pairs(tracks: list[Track], cfg: ProposalConfig, bridges: list[dict] 
             d = track_distances(group, group, cfg)
             for x, y in pairs:
                 add("negative", category, d[x, y])
-    for category, ta, tb, dist, matched, static in matches(tracks, cfg):
+    for category, ta, tb, dist, matched, static in matches(tracks, cfg) if matched_groups is None else matched_groups:
         for i, j in matched:
             add("proposal", category, dist[i, j])
         for i, j in static:  # counted for the report

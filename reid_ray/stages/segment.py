@@ -33,7 +33,7 @@ from reid_ray.schemas import BRIDGE, CALIBRATION_SAMPLE, CANDIDATE, ERROR, PROPO
 from reid_ray.stages.clip_pairs import sample_frames
 from reid_ray.stages.decode import frames_to_decode, unpack_frames
 from reid_ray.stages.probe import CLIP_PAIR_FIELDS, rows_of
-from reid_ray.stages.propose import build_tracks, certain_pairs, proposal_rows
+from reid_ray.stages.propose import build_tracks, certain_pairs, matches, proposal_rows
 from reid_ray.stages.quality import assess
 from reid_ray.tracking.associate import AssociationParams, link_frames, split_on_appearance
 from reid_ray.tracking.bridge import find_bridges
@@ -121,9 +121,11 @@ class ClipPairSegmentStage:
             write_table_atomic(both, candidates_path(self.out_dir, video_id, cp_id))
             # From the table as written (float32), so the samples equal what routing later reads from the file.
             tracks = build_tracks(both, self.cfg.proposal)
-            proposals = proposal_rows(row, tracks, self.cfg.proposal)  # routed once the run's calibration is known
+            matched = list(matches(tracks, self.cfg.proposal))  # track distances and matches, computed once for both
+            proposals = proposal_rows(row, tracks, self.cfg.proposal, matched)  # routed once the calibration is known
             write_table_atomic(table_from_rows(proposals, PROPOSAL), proposals_path(self.out_dir, video_id, cp_id))
-            samples = [{"video_id": video_id, "clip_pair_id": cp_id, **s} for s in certain_pairs(tracks, self.cfg.proposal, bridges)]
+            samples = [{"video_id": video_id, "clip_pair_id": cp_id, **s}
+                       for s in certain_pairs(tracks, self.cfg.proposal, bridges, matched)]
             write_table_atomic(table_from_rows(samples, CALIBRATION_SAMPLE), finished)  # last: the clip pair is finished
             status.update(n_instances=both.num_rows, n_kept=sum(both.column("keep").to_pylist()),
                           n_certain_pairs=sum(s["kind"] not in ("proposal", "static") for s in samples))
