@@ -147,7 +147,10 @@ class DistanceModel:
 
 
 def estimate_prior(proposals: np.ndarray, model: DistanceModel, start: float) -> float:
-    """Share of true matches among some proposals, the distributions held fixed (Saerens et al. 2002)."""
+    """Share of true matches among some proposals, the distributions held fixed (Saerens et al. 2002). No proposals
+    are no evidence: the starting share stands (not NaN)."""
+    if len(proposals) == 0:
+        return start
     prior = start
     for _ in range(EM_ITERATIONS):
         new = float(np.clip(model.p_same(proposals, prior).mean(), 1e-6, 1 - 1e-6))

@@ -34,6 +34,17 @@ def test_certain_pairs_fix_the_cuts():
     assert closer.n_auto_accept < cal.n_auto_accept and closer.route(0.14) != "accept"
 
 
+def test_a_run_with_certain_pairs_but_no_proposal_gets_a_finite_calibration():
+    """No proposals are no evidence about their mix: the fit keeps its starting share, and calibration.json stays
+    valid JSON (NaN is not)."""
+    import json
+
+    cal = calibrate({"person": {"positive": _spread(0.05, 0.15, 60), "negative": _spread(0.35, 0.45, 60)}}, CFG)
+    person = cal.for_category("person")
+    assert person.fitted and person.n_proposals == 0 and np.isfinite(person.prior_same)
+    json.loads(cal.to_json(), parse_constant=lambda c: pytest.fail(f"{c} in calibration.json"))
+
+
 @pytest.mark.parametrize("gap_shift", [0.0, 0.04])
 def test_estimated_error_tracks_the_real_error(gap_shift):
     """Proposals drawn from the populations of the certain pairs, with known truth (and true matches across the gap
