@@ -2,8 +2,8 @@
 (``calibration/<video>/<clip pair>.parquet``, written by the segment stage):
 
 ``RouteVideo``, per video: route the pairs the segment stage proposed (``proposals/``), render the review packets of
-the pairs routed to humans, and write ``pairs/<video>.parquet``. The file carries the key of what it was routed from (calibration and
-finished clip pairs): a rerun routes a video again only when that changed.
+the pairs routed to humans, and write ``pairs/<video>.parquet``. The file carries the key of what it was routed from
+(calibration and finished clip pairs): a rerun routes a video again only when that changed.
 """
 from __future__ import annotations
 
