@@ -157,15 +157,34 @@ class EmbedderConfig(EmbedderChoice):
         return self.by_category.get(category) or EmbedderChoice(**self.model_dump(exclude={"by_category"}))
 
 
-DistanceMethod = Literal["chamfer", "percentile"]
+DistanceMethod = Literal["chamfer", "power_chamfer", "percentile"]
 
 
 class TrackletDistanceConfig(Strict):
-    """How tracklets are compared; a job passes `**cfg.model_dump()` to the functions here."""
+    """How tracklets are compared (definitions: reid_ray/tracking/distances.py); a job passes `**cfg.model_dump()`
+    to the functions there."""
 
-    method: DistanceMethod = Field("chamfer", description="'chamfer' (Chamfer-p) or 'percentile' (q-th percentile of D).")
-    p: float = Field(10.0, gt=0, description="Power of the Chamfer mean: 1 classic Chamfer, larger weights worst frames.")
-    q: float = Field(10.0, ge=0, le=100, description="Percentile of the frame distances (method 'percentile').")
+    method: DistanceMethod = Field(
+        "chamfer",
+        description="'chamfer': the seed's Chamfer-q, q-th percentile of the pooled nearest-neighbour frame distances "
+        "(best-matched frames count); 'power_chamfer': power mean (p) of the nearest-neighbour distances (worst-matched "
+        "frames count); 'percentile': q-th percentile of all frame distances.",
+    )
+    p: float = Field(10.0, gt=0, description="Power of 'power_chamfer': 1 classic Chamfer, larger weights worst frames.")
+    q: float = Field(10.0, ge=0, le=100, description="Percentile of 'chamfer' (pooled nearest-neighbour distances) and 'percentile'.")
+
+    @model_validator(mode="after")
+    def _parameter_of_the_method(self) -> "TrackletDistanceConfig":
+        # 'chamfer' took p (a power mean) before it became the seed's percentile: an old profile's p beside it is
+        # refused rather than silently ignored. Checked against the defaults, not the fields set: a dumped config
+        # (every field written) must load again.
+        defaults = type(self).model_fields
+        if self.method != "power_chamfer" and self.p != defaults["p"].default:
+            raise ValueError(f"distance p applies to method 'power_chamfer' only; method '{self.method}' takes q (a percentile). "
+                             "'chamfer' is the seed's Chamfer-q; the power mean is 'power_chamfer'")
+        if self.method == "power_chamfer" and self.q != defaults["q"].default:
+            raise ValueError("distance q does not apply to method 'power_chamfer' (it takes p)")
+        return self
 
 
 class CalibrationConfig(Strict):

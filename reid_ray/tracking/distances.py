@@ -6,15 +6,22 @@ Definitions (what every function here computes):
 * Frame distance. For frames a_i of A (n x d) and b_j of B (m x d), with S_ij the cosine similarity of the
   L2-normalised rows, D_ij = arccos(clip(S_ij, -1, 1)) / pi, an angle in [0, 1] (0: same direction,
   0.5: orthogonal, 1: opposite). S is clipped because rounding can push |S| a hair past 1 (arccos: NaN).
-* Chamfer-p. With the nearest-neighbour distances of each frame in the other tracklet,
-  r_i = min_j D_ij (i = 1..n) and c_j = min_i D_ij (j = 1..m), and the power mean
-  M_p(x) = (mean_k x_k ** p) ** (1 / p):
+* Chamfer-q, the seed's "Chamfer-10" (method "chamfer", q = 10 by default). With the nearest-neighbour
+  distances of each frame in the other tracklet, r_i = min_j D_ij (i = 1..n) and c_j = min_i D_ij (j = 1..m),
+  pooled into one set of n + m values:
 
-      chamfer_p(A, B) = 0.5 * (M_p(r) + M_p(c))
+      chamfer_q(A, B) = percentile_q(r_1..r_n, c_1..c_m)   (numpy's default linear interpolation)
+
+  A low percentile looks only at the best-matched frames and ignores bad ones (blur, occlusion, a turned
+  head): "pay attention only to the frames that have the highest similarity".
+* Power-Chamfer-p (method "power_chamfer"). The power mean M_p(x) = (mean_k x_k ** p) ** (1 / p) of each
+  direction's nearest-neighbour distances:
+
+      power_chamfer_p(A, B) = 0.5 * (M_p(r) + M_p(c))
 
   p = 1 is the classic (symmetric, averaged) Chamfer distance 0.5 * (mean_i r_i + mean_j c_j); a larger p
-  weights the worst-matched frames more (p -> inf: the mean of the two directed Hausdorff distances), so
-  p = 10 ("Chamfer-10", the default) says "every frame of each tracklet has a close match in the other".
+  weights the worst-matched frames more (p -> inf: the mean of the two directed Hausdorff distances): the
+  opposite emphasis of the seed's Chamfer-q.
 * Percentile-q. np.percentile(D, q) over all n * m frame pairs, numpy's default linear interpolation.
 * A matrix's diagonal is 0 by convention (a tracklet is the same tracklet as itself); it is not computed.
   Both distances are symmetric, and matrices are made exactly symmetric (upper triangle, mirrored).
@@ -36,7 +43,7 @@ import numpy as np
 import ray
 
 if TYPE_CHECKING:
-    import torch  # imported inside the percentile path: actors that only propose stay free of torch (seconds, ~600 MB each)
+    import torch  # imported inside the all-pairs percentile path: actors that only propose stay free of torch (seconds, ~600 MB each)
 
 from reid_ray.config import DistanceMethod as Method
 from reid_ray.config import TrackletDistanceConfig  # noqa: F401  (re-exported: jobs and tests import it from here)
@@ -53,9 +60,12 @@ DEFAULT_TILE_FRAMES = 2048
 # ---------------------------------------------------------------- reference (per pair, float64)
 
 
+METHODS = ("chamfer", "power_chamfer", "percentile")
+
+
 def _check(method: str, p: float, q: float) -> None:
-    if method not in ("chamfer", "percentile"):
-        raise ValueError(f"method must be 'chamfer' or 'percentile', got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if not p > 0:
         raise ValueError(f"p must be > 0, got {p}")
     if not 0 <= q <= 100:
@@ -93,6 +103,8 @@ def tracklet_distance(a: np.ndarray, b: np.ndarray, method: Method = "chamfer", 
     _check(method, p, q)
     d = frame_angle_distances(a, b)
     if method == "chamfer":
+        return float(np.percentile(np.concatenate([d.min(axis=1), d.min(axis=0)]), q))
+    if method == "power_chamfer":
         return float(0.5 * (power_mean(d.min(axis=1), p) + power_mean(d.min(axis=0), p)))
     return float(np.percentile(d, q))
 
@@ -125,8 +137,8 @@ def _reduce_row_segments(x: np.ndarray, lengths: np.ndarray, ufunc: np.ufunc) ->
     return np.stack([ufunc.reduce(x[b - n : b], axis=0) for b, n in zip(bounds, lengths)])
 
 
-def _chamfer_block(s: np.ndarray, row_len: np.ndarray, col_len: np.ndarray, p: float) -> np.ndarray:
-    """Chamfer-p of every (row tracklet, column tracklet) pair from their frame similarities s (R x C)."""
+def _power_chamfer_block(s: np.ndarray, row_len: np.ndarray, col_len: np.ndarray, p: float) -> np.ndarray:
+    """Power-Chamfer-p of every (row tracklet, column tracklet) pair from their frame similarities s (R x C)."""
     r = _angle(np.maximum.reduceat(s, _starts(col_len), axis=1))  # (R x Tc): each row frame's best match
     c = _angle(_reduce_row_segments(s, row_len, np.maximum))  # (Tr x C): each column frame's best match
     r_mean = _reduce_row_segments(np.power(r, p), row_len, np.add) / row_len[:, None]
@@ -134,14 +146,18 @@ def _chamfer_block(s: np.ndarray, row_len: np.ndarray, col_len: np.ndarray, p: f
     return 0.5 * (r_mean ** (1.0 / p) + c_mean ** (1.0 / p))
 
 
-def _padded_index(lengths: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def _padded_index_np(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of each tracklet's k-th frame (T x max_len; past its end clamped) and the padding mask."""
+    k = np.arange(int(lengths.max()))
+    idx = _starts(lengths)[:, None] + k[None, :]
+    return np.minimum(idx, int(lengths.sum()) - 1), k[None, :] >= lengths[:, None]
+
+
+def _padded_index(lengths: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     import torch
 
-    k = torch.arange(int(lengths.max()))
-    lens = torch.from_numpy(lengths)
-    idx = torch.from_numpy(_starts(lengths))[:, None] + k[None, :]
-    return idx.clamp(max=int(lengths.sum()) - 1), k[None, :] >= lens[:, None]
+    idx, pad = _padded_index_np(lengths)
+    return torch.from_numpy(idx), torch.from_numpy(pad)
 
 
 def _percentile_block(s: np.ndarray, row_len: np.ndarray, col_len: np.ndarray, q: float) -> np.ndarray:
@@ -171,9 +187,37 @@ def _percentile_block(s: np.ndarray, row_len: np.ndarray, col_len: np.ndarray, q
     return (d_lo + (d_hi - d_lo) * frac).reshape(len(row_len), len(col_len))
 
 
+def _chamfer_block(s: np.ndarray, row_len: np.ndarray, col_len: np.ndarray, q: float) -> np.ndarray:
+    """The seed's Chamfer-q of every pair: q-th percentile of its pooled nearest-neighbour distances.
+
+    Written here for the same reason as the percentile below (no library takes percentiles over ragged
+    segments): each pair's n + m best-match similarities are gathered into one padded row (padding sorts
+    first), sorted, and the two order statistics around the percentile read per row."""
+    best_in_col = np.maximum.reduceat(s, _starts(col_len), axis=1)  # (R x Tc): each row frame's best match
+    best_in_row = _reduce_row_segments(s, row_len, np.maximum)  # (Tr x C): each column frame's best match
+    r_idx, r_pad = _padded_index_np(row_len)
+    c_idx, c_pad = _padded_index_np(col_len)
+    from_rows = best_in_col[r_idx].transpose(0, 2, 1)  # (Tr, Tc, max_n)
+    from_cols = best_in_row[:, c_idx]  # (Tr, Tc, max_m)
+    from_rows = np.where(r_pad[:, None, :], -np.inf, from_rows)
+    from_cols = np.where(c_pad[None, :, :], -np.inf, from_cols)
+    pooled = np.sort(np.concatenate([from_rows, from_cols], axis=2), axis=2)  # ascending S: padding first
+    width = pooled.shape[2]
+    count = row_len[:, None] + col_len[None, :]  # values pooled per pair
+    pos = q / 100.0 * (count - 1)  # rank in ascending D = descending S
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, count - 1)
+    frac = pos - lo
+    d_lo = _angle(np.take_along_axis(pooled, (width - 1 - lo)[..., None], axis=2)[..., 0])
+    d_hi = _angle(np.take_along_axis(pooled, (width - 1 - hi)[..., None], axis=2)[..., 0])
+    return d_lo + (d_hi - d_lo) * frac
+
+
 def _pair_block(s: np.ndarray, row_len: np.ndarray, col_len: np.ndarray, method: Method, p: float, q: float) -> np.ndarray:
     if method == "chamfer":
-        return _chamfer_block(s, row_len, col_len, p)
+        return _chamfer_block(s, row_len, col_len, q)
+    if method == "power_chamfer":
+        return _power_chamfer_block(s, row_len, col_len, p)
     return _percentile_block(s, row_len, col_len, q)
 
 
@@ -211,7 +255,7 @@ def _tiled(rows: Packed, cols: Packed | None, method: Method, p: float, q: float
     same = cols is None
     (rf, rl), (cf, cl) = rows, (rows if same else cols)
     out = np.zeros((len(rl), len(cl)))
-    padded = method == "percentile"
+    padded = method != "power_chamfer"  # the percentile methods gather padded per-pair rows
     r_groups = _groups(rl, tile_frames, padded)
     c_groups = r_groups if same else _groups(cl, tile_frames, padded)
     for a, (r0, r1) in enumerate(r_groups):
@@ -239,7 +283,7 @@ def block_distances(
     _check(method, p, q)
     if len(rows[1]) == 0 or (cols is not None and len(cols[1]) == 0):
         return np.zeros((len(rows[1]), len(rows[1] if cols is None else cols[1])))
-    if method == "chamfer":
+    if method == "power_chamfer":
         return _tiled(rows, cols, method, p, q, tile_frames)
     rows, r_order = _by_length(rows)
     cols, c_order = (None, r_order) if cols is None else _by_length(cols)
