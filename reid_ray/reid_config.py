@@ -113,3 +113,18 @@ class ReidJobConfig(JobConfig):
         """Key of everything that changes results (not where Ray runs or how the matrix is sharded)."""
         payload = self.model_dump(mode="json", exclude={"resources": True, "distance": {"shard_above", "block"}})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class MiningConfig(Strict):
+    """Which views of each tracklet become training rows (``jobs/build_training_set.py``)."""
+
+    every_k: int = Field(3, ge=1, description="Every k-th frame of a tracklet (neighbouring frames add little).")
+    clean_only: bool = Field(True, description="Only whole, unobstructed views (an occluded view's patches show two people).")
+    preview_tracklets: int = Field(4, ge=0, description="Tracklets per video in its sample picture (0: none).")
+    preview_views: int = Field(6, ge=1, description="Views per tracklet in the sample picture.")
+
+
+class TrainingSetJobConfig(ReidJobConfig):
+    """The long-video job's profile (shots, detector, tracker, embedder) plus what to mine from its tracklets."""
+
+    mining: MiningConfig = Field(default_factory=MiningConfig)

@@ -417,27 +417,7 @@ def test_cooccurring_gallery_holds_only_certain_negatives():
         cooccurring_gallery(from_arrow(to_arrow(rows)))
 
 
-def test_mined_tracklet_rows_follow_the_reid_jobs_tracklets(tmp_path):
-    """Unlabelled training rows from a video through the long-video job's own tracking (real OSNet, YOLOX)."""
-    from _paths import require_shared
-    from reid_ray.config import load_config
-    from reid_ray.reid_config import ReidJobConfig
-    from reid_ray.stages.reid_video import ReidVideoStage
-    from reid_ray.train.data import mined_tracklet_rows
-    from reid_ray.video.synthetic import SyntheticSpec, generate
-
-    video = generate(SyntheticSpec(video_id="mine", seed=4, n_frames=40, n_people=2, cut_every_s=2), tmp_path)
-    cfg = load_config("configs/reid_local.yaml", [f"models_dir={require_shared('models').resolve()}"], ReidJobConfig)
-    stage = ReidVideoStage(cfg.model_dump_json(), str(tmp_path / "out"))
-    rows = mined_tracklet_rows(stage, str(video.video_path), "mine", every_k=2)
-    shots, _, _, tracklets = stage.track(str(video.video_path), None)
-    assert rows and all(r["identity"] is None and r["patches"].shape[1] == 512 for r in rows)
-    by_id = {f"t{tk.tracklet_id}": tk for tk in tracklets}
-    for r in rows:
-        tk = by_id[r["tracklet_id"]]
-        k = int(np.flatnonzero(tk.frames == r["frame"])[0])
-        assert k % 2 == 0 and tk.clean[k] and r["shot_id"] == f"shot{tk.shot_id:03d}"
-    assert len(shots) == 2 and {r["shot_id"] for r in rows} == {"shot000", "shot001"}
+# Mined (unlabelled) rows: tests/test_build_training_set.py, through the job that makes them.
 
 
 # ------------------------------------------------------------------------------------------ Ray Train

@@ -101,9 +101,21 @@ def from_arrow(table: pa.Table) -> SampleTable:
                        table.column("frame").to_numpy().astype(np.int64), patches)
 
 
+TRAINING_SET_SAMPLES = "samples"  # the Parquet folder of a ``jobs/build_training_set.py`` output
+
+
+def samples_location(path: str | os.PathLike) -> str:
+    """A Parquet file or folder; a local output folder of ``jobs/build_training_set.py`` means its ``samples/``
+    (on S3, name ``<out>/samples`` itself: no listing is made here)."""
+    path = str(path)
+    if "://" not in path and (Path(path) / TRAINING_SET_SAMPLES).is_dir():
+        return str(Path(path) / TRAINING_SET_SAMPLES)
+    return path
+
+
 def read_samples(path: str | os.PathLike) -> SampleTable:
-    """A Parquet file or folder (local path or a pyarrow URI such as s3://...)."""
-    return from_arrow(pq.read_table(str(path), schema=SCHEMA))
+    """A Parquet file or folder (local path or a pyarrow URI such as s3://...), or a training-set job's output."""
+    return from_arrow(pq.read_table(samples_location(path), schema=SCHEMA))
 
 
 # ------------------------------------------------------------------------------------------- synthetic
@@ -168,31 +180,77 @@ def build_from_synthetic(out_path: str | os.PathLike, n_videos: int, seed: int, 
 
 
 def mined_tracklet_rows(stage, uri: str, video_id: str, every_k: int = 3, clean_only: bool = True) -> list[dict]:
+    """Rows from any video, no labels (``mine_video`` without the preview)."""
+    return mine_video(stage, uri, video_id, every_k, clean_only).rows
+
+
+@dataclass
+class MinedVideo:
+    rows: list[dict]  # training rows (module docstring), identity null
+    preview: list[tuple[str, str, list[np.ndarray]]]  # (shot id, tracklet id, RGB crops of a few of its views)
+    n_tracklets: int  # tracklets with at least one view kept
+    n_shots: int
+
+
+def mine_video(stage, uri: str, video_id: str, every_k: int = 3, clean_only: bool = True, preview_tracklets: int = 0,
+               preview_views: int = 6) -> MinedVideo:
     """Rows from any video, no labels: the long-video job's own shots and tracklets (``ReidVideoStage.track``),
     then, on a second decoding pass, the patch sets of every k-th frame of each tracklet inside its mask.
     ``identity`` is null: a tracklet's views are positives of each other, other tracklets of its shot hard
-    negatives. Occluded views are left out by default (their patches show two people)."""
+    negatives, other videos easy ones. Occluded views are left out by default (their patches show two people).
+
+    ``preview_tracklets`` > 0: crops of up to ``preview_views`` views of that many tracklets of the shot with the
+    most tracklets (hard negatives of each other), for the data set's sample picture."""
     from reid_ray.video.decode import iter_frames, local_video
 
     with local_video(uri, stage.cfg.sources) as local:
         _, detections, _, tracklets = stage.track(local, None)
         wanted: dict[int, list[tuple[int, int]]] = {}
+        views: dict[int, list[int]] = {}  # tracklet id -> frames kept
         for tk in tracklets:
             for k, (f, i) in enumerate(zip(tk.frames.tolist(), tk.det_index.tolist())):
                 if k % every_k == 0 and (tk.clean[k] or not clean_only):
                     wanted.setdefault(f, []).append((tk.tracklet_id, i))
-        rows = []
+                    views.setdefault(tk.tracklet_id, []).append(f)
         shot_of = {tk.tracklet_id: tk.shot_id for tk in tracklets}
+        shown = _preview_choice(views, shot_of, preview_tracklets, preview_views)
+        crops: dict[int, list[np.ndarray]] = {t: [] for t in shown}
+        rows = []
         for f, frame in iter_frames(local):
             if f not in wanted:
                 continue
             members = wanted[f]
             inst = detections[f].select(np.array([i for _, i in members]))
             masked = inst.with_masks(frame.shape[:2], stage.cfg.segmenter.box_mask)
-            for (tid, _), patches in zip(members, stage.embedder.patch_sets(frame, masked)):
+            for (tid, _), patches, box in zip(members, stage.embedder.patch_sets(frame, masked), inst.boxes):
                 rows.append({"video_id": video_id, "shot_id": f"shot{shot_of[tid]:03d}", "tracklet_id": f"t{tid}",
                              "identity": None, "frame": f, "patches": patches})
-    return rows
+                if f in shown.get(tid, ()):
+                    crops[tid].append(_crop(frame, box))
+    preview = [(f"shot{shot_of[t]:03d}", f"t{t}", crops[t]) for t in shown]
+    return MinedVideo(rows, preview, len(views), len({shot_of[t] for t in views}))
+
+
+def _preview_choice(views: dict[int, list[int]], shot_of: dict[int, int], n_tracklets: int, n_views: int) -> dict[int, set[int]]:
+    """Tracklet id -> the frames shown: the shot with the most tracklets of two views or more, its longest ones."""
+    if n_tracklets <= 0:
+        return {}
+    by_shot: dict[int, list[int]] = {}
+    for t, frames in views.items():
+        if len(frames) >= 2:
+            by_shot.setdefault(shot_of[t], []).append(t)
+    if not by_shot:
+        return {}
+    shot = max(by_shot, key=lambda s: (len(by_shot[s]), -s))
+    chosen = sorted(by_shot[shot], key=lambda t: (-len(views[t]), t))[:n_tracklets]
+    return {t: set(np.asarray(views[t])[np.linspace(0, len(views[t]) - 1, min(n_views, len(views[t]))).round().astype(int)].tolist())
+            for t in chosen}
+
+
+def _crop(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = np.clip(np.round(box).astype(int), 0, [w, h, w, h])
+    return frame[y1 : max(y2, y1 + 1), x1 : max(x2, x1 + 1)].copy()
 
 
 # ------------------------------------------------------------------------------------------- Market-1501
