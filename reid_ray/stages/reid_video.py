@@ -1,13 +1,17 @@
 """The per-video actor of the re-identification job: one row per video, decoded inside the actor.
 
 shots (TransNetV2) -> per-frame person instances (segmenter, or a public-detections file) -> tracklets within
-shots -> per-frame patch embeddings -> tracklet distances (Chamfer-p) -> clustering that never joins
+shots -> per-frame patch embeddings -> tracklet distances (``distance``) -> clustering that never joins
 tracklets sharing a frame -> identities, written under ``<out>/<safe_name(video_id)>/`` with ``report.json`` last
 (``reid_ray.names``: the id itself for plain ids; records keep the exact id).
 
 Frame-to-frame association always compares mean-pooled patch features: its similarity gate is calibrated on the
 backbone, and a trained head (``embedder.head``) is for telling people apart across tracklets, so swapping the head
 changes which tracklets join, never the tracklets themselves.
+
+With a video segmenter (SAM3, ``segmenter.backend: sam3``) the seed's way: shots first, then one SAM3 video session
+per shot (shots longer than ``shots.max_shot_frames`` in pieces), its object ids the raw tracks (cut where an object
+leaves the frame), and each view's patch embeddings taken inside SAM3's own mask.
 
 A plain callable: Ray Data runs it as an actor pool; a test may call ``process`` directly.
 """
@@ -39,7 +43,7 @@ from reid_ray.tracking.public_detections import (
     DetectionsFormatError,
     read_public_detections,
 )
-from reid_ray.tracking.tracklets import Tracklet, build_tracklets
+from reid_ray.tracking.tracklets import Tracklet, build_tracklets, split_segments
 from reid_ray.video.decode import VideoDecodeError, iter_frames, local_video, probe
 
 STAGE = "reid_video"
@@ -186,9 +190,16 @@ class ReidVideoStage:
 
     # ------------------------------------------------------------------------------------------ steps
 
+    @property
+    def tracks_in_video(self) -> bool:
+        """The segmenter follows objects through a video session itself (SAM3): its ids are the raw tracks."""
+        return self.segmenter is not None and hasattr(self.segmenter, "track")
+
     def track(self, local: str, given: list[Instances] | None, timings: dict | None = None):
         """Shots, per-frame person instances with one embedding each, and the tracklets built from them."""
         timings = {} if timings is None else timings
+        if given is None and self.tracks_in_video:
+            return self.track_with_video_segmenter(local, timings)
         t = time.perf_counter()
         small, detections, embeddings, association, shape = self.scan(local, given)
         timings["scan_s"] = time.perf_counter() - t
@@ -232,6 +243,53 @@ class ReidVideoStage:
                 association.append(np.zeros((0, self.embedder.dim), np.float32))
         small_arr = np.stack(small) if small else np.zeros((0, *INPUT_HW, 3), np.uint8)
         return small_arr, detections, embeddings, association, shape
+
+    def track_with_video_segmenter(self, local: str, timings: dict):
+        """Shots from a first decoding pass; then per shot piece one video session of the segmenter over its frames
+        (at most ``tracking.max_side_px``), each view embedded inside the segmenter's mask; tracklets from its ids."""
+        t = time.perf_counter()
+        small, shape = [], (0, 0)
+        for _, frame in iter_frames(local):
+            shape = frame.shape[:2]
+            small.append(cv2.resize(frame, INPUT_HW[::-1], interpolation=cv2.INTER_AREA))
+        shots = self.shot_detector.shots_from_frames(np.stack(small)) if small else []
+        timings["shots_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        segments = split_segments(shots, self.cfg.shots.max_shot_frames)
+        end_of = {start: end for _, start, end in segments}
+        detections: list[Instances] = [Instances.empty() for _ in small]
+        embeddings = [np.zeros((0, self.embedder.dim), np.float32) for _ in small]
+        piece: list[np.ndarray] = []
+        start = 0
+        for idx, frame in iter_frames(local):
+            if not piece:
+                start = idx
+            s = min(1.0, self.cfg.tracking.max_side_px / max(frame.shape[:2]))
+            piece.append(frame if s >= 1.0 else cv2.resize(frame, (round(frame.shape[1] * s), round(frame.shape[0] * s)), interpolation=cv2.INTER_AREA))
+            if idx + 1 == end_of.get(start, idx + 1):
+                for k, (f, inst) in enumerate(zip(piece, self.segmenter.track(piece))):
+                    detections[start + k], embeddings[start + k] = self._embed_in_masks(f, inst, 1.0 / s)
+                piece = []
+        timings["scan_s"] = time.perf_counter() - t
+        tr = self.cfg.tracking
+        tracklets = build_tracklets(
+            detections, shots, shape, AssociationParams(min_iou=tr.min_iou), tr.max_missed, tr.min_tracklet_frames,
+            self.cfg.shots.max_shot_frames, tr.border_px, max_overlap=tr.max_overlap, occluded_by=tr.occluded_by,
+            track_ids_given=True,
+        )
+        return shots, detections, embeddings, tracklets
+
+    def _embed_in_masks(self, frame: np.ndarray, inst: Instances, to_source: float) -> tuple[Instances, np.ndarray]:
+        """The persons of one frame at model size: embedded inside their own masks; returned in source pixels."""
+        keep = np.flatnonzero((inst.categories == "person") & (inst.boxes[:, 2] - inst.boxes[:, 0] >= 2)
+                              & (inst.boxes[:, 3] - inst.boxes[:, 1] >= 2)) if len(inst) else np.zeros(0, np.int64)
+        inst = inst.select(keep)
+        if not len(inst):
+            return _rescale(inst, to_source), np.zeros((0, self.embedder.dim), np.float32)
+        if inst.masks is None:
+            inst = inst.with_masks(frame.shape[:2], self.cfg.segmenter.box_mask)
+        emb = self.head.pool(self.embedder.patch_sets(frame, inst))
+        return _rescale(inst, to_source), emb
 
     def detect(self, frame: np.ndarray) -> Instances:
         h, w = frame.shape[:2]

@@ -1,6 +1,7 @@
 """Stage 2 (the model stage): one clip pair per row, its frames decoded by ``stages/decode.py``. For each clip,
 segment candidates per category, find faces with 5 keypoints, embed the patches inside each mask, assess
-quality, and link instances into tracks within the clip; write both clips' candidates as one Parquet file
+quality, and link instances into tracks within the clip (a video segmenter, SAM3, tracks them itself in one
+session per clip); write both clips' candidates as one Parquet file
 (``candidates/<video>/<clip pair>.parquet``); for a bridged clip pair, follow tracks across the gap (``bridges/``).
 Last, from the same rows in memory: the clip pair's proposed pairs before routing (``proposals/``), and its certain
 pairs and proposal distances for the run's calibration (``calibration/<video>/<clip pair>.parquet``): written last,
@@ -75,6 +76,11 @@ class ClipPairSegmentStage:
     def segmenter(self):
         return registry.build_segmenter(self.cfg)
 
+    @property
+    def tracks_in_video(self) -> bool:
+        """The segmenter follows objects through a video session itself (SAM3): its ids are a clip's tracks."""
+        return hasattr(self.segmenter, "track")
+
     @cached_property
     def faces(self):
         return registry.build_face_detector(self.cfg)
@@ -146,19 +152,26 @@ class ClipPairSegmentStage:
         step = max(1, int(round(self.cfg.sampling.track_step_s * fps)))
         sampled = set(sample_frames(start, end, self.cfg.sampling.frames_per_clip))
         tracked = sorted(set(range(start, end, step)) | sampled)
-        detections = {} if detections is None else detections
-        for i in tracked:
-            if i not in detections:
-                detections[i] = self.detect(frames[i])
-        dets = [detections[i] for i in tracked]
-        ids = link_frames([d.boxes for d in dets], [d.categories for d in dets], [None] * len(dets), self.assoc)
+        if self.tracks_in_video:  # SAM3: one video session over the clip's frames, its object ids are the tracks
+            dets = self.segmenter.track([frames[i] for i in tracked])
+            ids = [d.track_ids for d in dets]
+        else:
+            detections = {} if detections is None else detections
+            for i in tracked:
+                if i not in detections:
+                    detections[i] = self.detect(frames[i])
+            dets = [detections[i] for i in tracked]
+            ids = link_frames([d.boxes for d in dets], [d.categories for d in dets], [None] * len(dets), self.assoc)
         described = [
             (frame_idx, *self.describe(frames[frame_idx], det.with_track_ids(tids)))
             for frame_idx, det, tids in zip(tracked, dets, ids)
             if frame_idx in sampled
         ]
         split = [d[1].track_ids for d in described]
-        for threshold, categories in self.split_thresholds(described).items():
+        # A video segmenter's tracks are kept whole (the seed trusts SAM3's tracking); IoU-linked ones are cut where
+        # consecutive views stop looking alike (two people swapped under IoU).
+        thresholds = {} if self.tracks_in_video else self.split_thresholds(described)
+        for threshold, categories in thresholds.items():
             # Each embedder's space has its own threshold; views of other categories are skipped (ids unchanged).
             usable = [d[3].keep & np.isin(d[1].categories, categories) for d in described]
             split = split_on_appearance(split, [d[2] for d in described], threshold, usable)
@@ -202,10 +215,13 @@ class ClipPairSegmentStage:
         n = self.cfg.sampling.frames_per_clip
         a_sampled = sample_frames(int(clip_pair["a_start_frame"]), int(clip_pair["a_end_frame"]), n)
         b_sampled = sample_frames(int(clip_pair["b_start_frame"]), int(clip_pair["b_end_frame"]), n)
-        for i in wanted["bridge"]:
-            if i not in detections:
-                detections[i] = self.detect(frames[i])
-        dets = [detections[i] for i in wanted["bridge"]]
+        if self.tracks_in_video:  # one session over the gap's frames rather than one per frame
+            dets = self.segmenter.track([frames[i] for i in wanted["bridge"]])
+        else:
+            for i in wanted["bridge"]:
+                if i not in detections:
+                    detections[i] = self.detect(frames[i])
+            dets = [detections[i] for i in wanted["bridge"]]
         found = find_bridges(wanted["bridge"], [d.boxes for d in dets], [d.categories for d in dets], a_sampled, b_sampled, self.assoc)
         return [{**b, "bbox": [float(v) / scale for v in b["bbox"]]} for b in found]
 

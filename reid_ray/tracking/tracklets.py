@@ -124,12 +124,16 @@ def _views_among(
 def _link_segments(
     detections: list[Instances], segments: list[tuple[int, int, int]], params: AssociationParams, max_missed: int,
     embeddings: list[np.ndarray] | None, split_similarity: float | None, clean: list[np.ndarray],
-    secondary: list[np.ndarray] | None,
+    secondary: list[np.ndarray] | None, ids_given: bool = False,
 ) -> list[list[np.ndarray]]:
-    """Per segment, the track id of every detection of every frame (-1: an unclaimed low-score box)."""
+    """Per segment, the track id of every detection of every frame (-1: an unclaimed low-score box). With
+    ``ids_given`` the detections' own ``track_ids`` (a video segmenter's, unique within the segment) are taken."""
     out = []
     for _, start, end in segments:
         dets = detections[start:end]
+        if ids_given:
+            out.append([np.asarray(d.track_ids, np.int64) if d.track_ids is not None else -np.ones(len(d), np.int64) for d in dets])
+            continue
         embs = embeddings[start:end] if embeddings is not None else [None] * len(dets)
         ids = link_frames([d.boxes for d in dets], [d.categories for d in dets], list(embs), params, max_missed,
                           clean[start:end], secondary[start:end] if secondary is not None else None)
@@ -155,6 +159,7 @@ def build_tracklets(
     occluded_by: str = "any",
     secondary: list[np.ndarray] | None = None,
     max_height_jump: float | None = None,
+    track_ids_given: bool = False,
 ) -> list[Tracklet]:
     """Tracklets (ids 0..k-1, in order of first frame) from one video's per-frame detections.
 
@@ -171,7 +176,10 @@ def build_tracklets(
     ``secondary`` (per frame): low-score detections that may only continue a track (see ``link_frames``);
     those no track claims are left out of every tracklet and of every other view's occlusion test.
     ``max_height_jump``: a track is also cut where its box height changes by more than this factor between
-    consecutive detections (see ``_split_on_height_jumps``); both sides are kept, however short."""
+    consecutive detections (see ``_split_on_height_jumps``); both sides are kept, however short.
+    ``track_ids_given``: the detections carry a video segmenter's track ids (SAM3's object ids, one session per
+    segment): those are the raw tracks, no frame-to-frame linking; they are still cut where the object leaves the
+    frame, and by the other rules asked for."""
     segments = split_segments(shots, max_shot_frames)
     if secondary is not None:
         # Low-score boxes may only extend a track: views are judged among the confident ones while linking,
@@ -188,7 +196,7 @@ def build_tracklets(
     else:
         clean = clean_views(detections, frame_shape, border_px, max_overlap, occluded_by)
         strict = clean if occluded_by == "any" else clean_views(detections, frame_shape, border_px, max_overlap, "any")
-        seg_ids = _link_segments(detections, segments, params, max_missed, embeddings, split_similarity, clean, None)
+        seg_ids = _link_segments(detections, segments, params, max_missed, embeddings, split_similarity, clean, None, track_ids_given)
     pieces: list[tuple[int, np.ndarray, np.ndarray]] = []  # (shot_id, frames, det_index)
     for (shot_id, start, end), ids in zip(segments, seg_ids):
         by_track: dict[int, list[tuple[int, int]]] = {}
