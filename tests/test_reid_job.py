@@ -89,6 +89,7 @@ def _check_outputs(out, video, min_idf1: float) -> dict:
     assert (pred["frame"] >= 1).all() and (pred["class"] == -1).all()
     report = json.loads((d / "report.json").read_text())
     assert report["counts"]["n_shots"] == 2 and report["shots"][1][0] == 80  # the cut at 8 s, 10 fps
+    assert 0 < report["outputs_share"] < 1  # pictures and videos: a share of the video's run, reported
     assert report["counts"]["n_identities"] == pred["id"].nunique()
     # identities.txt = the tracklets' detections plus the boxes filled into short gaps (own detector only)
     assert len(pred) == table.num_rows + report["counts"]["n_interpolated_boxes"]
@@ -275,3 +276,14 @@ def test_ctrl_c_exits_130_with_a_one_line_message(corpus, tmp_path):
     assert "Traceback" not in stderr + stdout and "KeyboardInterrupt" not in stderr, stderr
     cfg = _cfg("resources.num_cpus=1", "embedding_plot=umap")  # as the job ran it: the profile's defaults
     assert check_run_state(out, cfg.fingerprint(), {})["fingerprint"] == cfg.fingerprint()  # resumable
+
+
+def test_the_embedding_figure_plots_a_bounded_sample_with_every_tracklet():
+    from reid_ray.stages.reid_video import plot_sample
+
+    lengths = [5000, 3, 1, 200]
+    shown = plot_sample(lengths, 2000)
+    assert sum(len(k) for k in shown) <= 2000 and all(len(k) >= 1 for k in shown)
+    assert all(k.max() < n and len(np.unique(k)) == len(k) for k, n in zip(shown, lengths))
+    assert len(shown[0]) > 10 * len(shown[3]) > 0  # in proportion to length
+    assert [len(k) for k in plot_sample([5, 3], 2000)] == [5, 3]  # small videos: every view

@@ -82,6 +82,20 @@ def _mot_row(frame: int, ident: int, box: np.ndarray, score: float) -> tuple[int
     return f, i, f"{f},{i},{x1 + 1:.2f},{y1 + 1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{float(score):.4f},-1,-1,-1"
 
 
+# Views in the embedding figure: its cost grows with the points (UMAP), a feature film has millions of views.
+MAX_PLOTTED_VIEWS = 2000
+
+
+def plot_sample(lengths: Sequence[int], limit: int) -> list[np.ndarray]:
+    """Per tracklet, the views to plot: all when the video has at most ``limit``; else evenly spaced views in
+    proportion to its length, at least one each (every tracklet stays in the figure)."""
+    total = sum(lengths)
+    if total <= limit:
+        return [np.arange(n) for n in lengths]
+    share = max(limit - len(lengths), 0) / total
+    return [np.unique(np.linspace(0, n - 1, max(1, int(n * share))).round().astype(np.int64)) for n in lengths]
+
+
 def _rescale(inst: Instances, factor: float) -> Instances:
     return replace(inst, boxes=inst.boxes * factor, masks=None)
 
@@ -135,6 +149,7 @@ class ReidVideoStage:
         return summary
 
     def run(self, video: dict) -> dict:
+        t0 = time.perf_counter()
         vid, timings = video["video_id"], {}
         out = video_dir(self.out, vid)
         out.mkdir(parents=True, exist_ok=True)
@@ -184,6 +199,8 @@ class ReidVideoStage:
             "clustering": self.cfg.clustering.model_dump(),
             "figures": figures,
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
+            # what the pictures and videos cost, as a share of the video's run so far
+            "outputs_share": round((timings["figures_s"] + timings["videos_s"]) / max(time.perf_counter() - t0, 1e-9), 3),
         }
         write_json_atomic(report, out / "report.json")  # last: its presence marks the video finished
         return report
@@ -367,11 +384,14 @@ class ReidVideoStage:
             plot_dendrogram(z, labels, self.cfg.clustering.threshold, out / "cluster_hierarchy_dendrogram.png",
                             title=f"{vid}: {len(in_tree)} of {len(tracklets)} tracklets (those with clean views)")
             figures["dendrogram"] = "cluster_hierarchy_dendrogram.png"
-        all_emb = np.concatenate(embs) if embs else np.zeros((0, self.embedder.dim), np.float32)
-        per_frame_id = np.concatenate([np.full(len(e), i) for e, i in zip(embs, identity)]) if embs else np.zeros(0, np.int64)
-        _, method = plot_embedding_clusters(all_emb, per_frame_id, out / "embedding_clusters_umap.png", title=f"{vid}:",
+        shown = plot_sample([len(e) for e in embs], MAX_PLOTTED_VIEWS)
+        all_emb = np.concatenate([e[k] for e, k in zip(embs, shown)]) if embs else np.zeros((0, self.embedder.dim), np.float32)
+        per_frame_id = np.concatenate([np.full(len(k), i) for k, i in zip(shown, identity)]) if embs else np.zeros(0, np.int64)
+        n_views = sum(len(e) for e in embs)
+        _, method = plot_embedding_clusters(all_emb, per_frame_id, out / "embedding_clusters_umap.png",
+                                            title=f"{vid}: {len(all_emb)} of {n_views} views" if len(all_emb) < n_views else f"{vid}:",
                                             method=self.cfg.embedding_plot)
-        figures["embedding_clusters"] = {"file": "embedding_clusters_umap.png", "method": method}
+        figures["embedding_clusters"] = {"file": "embedding_clusters_umap.png", "method": method, "views_plotted": len(all_emb), "views": n_views}
         return figures
 
     def write_videos(self, out: Path, local: str, fps: float, tracklets: list[Tracklet], identity: np.ndarray,
