@@ -81,3 +81,18 @@ def test_pairs_gpu_profile_tracks_each_clip_with_one_sam3_session(ray_local, tin
         assert all(r["mask_height"] <= 224 and r["mask_width"] <= 224 for r in rows)
         seen = [(r["side"], r["frame"], r["track_id"]) for r in rows if r["track_id"] >= 0]
         assert len(seen) == len(set(seen))
+
+
+def test_identity_video_fills_masks_and_outlines_boxes_without_one():
+    from reid_ray.records import mask_to_rle
+    from reid_ray.viz.videos import MASK_ALPHA, colour_for, draw_boxes
+
+    frame = np.full((40, 60, 3), 100, np.uint8)
+    mask = np.zeros((20, 30), bool)  # at half the frame's size, as SAM3's model-size masks are
+    mask[5:15, 5:10] = True
+    drawn = draw_boxes(frame, [((10, 10, 20, 30), 7, "id 7", mask_to_rle(mask)), ((40, 5, 55, 35), 8, "id 8")])
+    colour = np.asarray(colour_for(7), np.float32)
+    expected = (100 * (1 - MASK_ALPHA) + colour * MASK_ALPHA).astype(np.uint8)
+    assert (drawn[25, 15] == expected).all()  # inside the (upscaled) mask: blended in the identity's colour
+    assert (drawn[35, 15] == 100).all() and (drawn[25, 5] == 100).all()  # outside it: untouched, no outline
+    assert (drawn[20, 40] == colour_for(8)).all()  # no mask: the box is outlined

@@ -173,7 +173,7 @@ class ReidVideoStage:
             figures = self.write_figures(out, vid, tracklets, identity, embs, z, in_tree)
             timings["figures_s"] = time.perf_counter() - t
             t = time.perf_counter()
-            self.write_videos(out, local, info.fps, tracklets, identity, filled)
+            self.write_videos(out, local, info.fps, tracklets, identity, filled, detections)
             timings["videos_s"] = time.perf_counter() - t
         report = {
             "video_id": vid,
@@ -306,6 +306,11 @@ class ReidVideoStage:
         if inst.masks is None:
             inst = inst.with_masks(frame.shape[:2], self.cfg.segmenter.box_mask)
         emb = self.head.pool(self.embedder.patch_sets(frame, inst))
+        # The mask goes on with the record as RLE at model size (a few hundred bytes, not a frame of booleans):
+        # the identity video fills it in each person's colour.
+        rles = np.empty(len(inst), object)
+        rles[:] = [r["counts"] for r in inst.rles()]
+        inst = replace(inst, extra={**inst.extra, "mask_rle": rles, "mask_size": np.tile(frame.shape[:2], (len(inst), 1))})
         return _rescale(inst, to_source), emb
 
     def detect(self, frame: np.ndarray) -> Instances:
@@ -395,15 +400,24 @@ class ReidVideoStage:
         return figures
 
     def write_videos(self, out: Path, local: str, fps: float, tracklets: list[Tracklet], identity: np.ndarray,
-                     filled: Sequence[tuple] = ()) -> None:
+                     filled: Sequence[tuple] = (), detections: Sequence[Instances] | None = None) -> None:
+        """Identity video and raw-tracklets video: each view's mask filled in its colour where the segmenter gave
+        masks (SAM3), else its box outlined."""
         from reid_ray.viz.videos import write_box_videos
+
+        def mask_of(f: int, i: int) -> dict | None:
+            extra = detections[f].extra if detections is not None else {}
+            if "mask_rle" not in extra:
+                return None
+            return {"size": [int(v) for v in extra["mask_size"][i]], "counts": extra["mask_rle"][i]}
 
         by_identity: dict[int, list] = {}
         by_tracklet: dict[int, list] = {}
         for tk, ident in zip(tracklets, identity):
-            for f, box in zip(tk.frames, tk.boxes):
-                by_identity.setdefault(int(f), []).append((box, int(ident), f"id {int(ident)}"))
-                by_tracklet.setdefault(int(f), []).append((box, int(tk.tracklet_id), f"t{tk.tracklet_id}"))
+            for f, box, i in zip(tk.frames, tk.boxes, tk.det_index):
+                mask = mask_of(int(f), int(i))
+                by_identity.setdefault(int(f), []).append((box, int(ident), f"id {int(ident)}", mask))
+                by_tracklet.setdefault(int(f), []).append((box, int(tk.tracklet_id), f"t{tk.tracklet_id}", mask))
         for ident, frames, values in filled:
             for f, v in zip(frames, values):
                 by_identity.setdefault(int(f), []).append((v[:4], ident, f"id {ident}"))

@@ -1,5 +1,6 @@
-"""The two review videos of the re-identification job: boxes coloured by tracklet (what the tracker saw) and
-by identity (what clustering concluded). A colour is a pure function of its id, so one identity keeps its
+"""The two review videos of the re-identification job: people coloured by tracklet (what the tracker saw) and
+by identity (what clustering concluded); a person's mask is filled in its colour where the segmenter gave one
+(SAM3), its box outlined otherwise. A colour is a pure function of its id, so one identity keeps its
 colour across cuts and in every run."""
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-Box = tuple[np.ndarray, int, str]  # (xyxy box, colour key, label text)
+Box = tuple  # (xyxy box, colour key, label text[, COCO RLE of its mask (dict: size, counts) or None])
+MASK_ALPHA = 0.55  # share of the colour in a filled mask: the person stays recognisable under it
 
 
 def colour_for(key: int) -> tuple[int, int, int]:
@@ -20,12 +22,24 @@ def colour_for(key: int) -> tuple[int, int, int]:
     return int(b * 255), int(g * 255), int(r * 255)
 
 
+def _fill(out: np.ndarray, rle: dict, colour: tuple[int, int, int]) -> None:
+    from reid_ray.records import rle_to_mask
+
+    mask = rle_to_mask(rle)
+    if mask.shape != out.shape[:2]:  # masks are kept at model size
+        mask = cv2.resize(mask.astype(np.uint8), (out.shape[1], out.shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+    out[mask] = (out[mask] * (1 - MASK_ALPHA) + np.asarray(colour, np.float32) * MASK_ALPHA).astype(np.uint8)
+
+
 def draw_boxes(frame_bgr: np.ndarray, boxes: Iterable[Box]) -> np.ndarray:
     out = frame_bgr.copy()
-    for box, key, text in boxes:
+    for box, key, text, *rest in boxes:
         x1, y1, x2, y2 = (int(round(float(v))) for v in box)
         c = colour_for(key)
-        cv2.rectangle(out, (x1, y1), (x2, y2), c, 2)
+        if rest and rest[0] is not None:
+            _fill(out, rest[0], c)
+        else:
+            cv2.rectangle(out, (x1, y1), (x2, y2), c, 2)
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
         ty = max(th + 3, y1)
         cv2.rectangle(out, (x1, ty - th - 3), (x1 + tw + 4, ty), c, -1)
