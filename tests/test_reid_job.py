@@ -24,7 +24,7 @@ from reid_ray.video.synthetic import SyntheticSpec, generate
 pytestmark = pytest.mark.ray
 
 OUTPUTS = ("tracklets.parquet", "identities.txt", "final_reid_output.mp4", "raw_tracklets_output.mp4",
-           "cluster_hierarchy_dendrogram.png", "embedding_clusters_umap.png", "report.json")
+           "cluster_hierarchy_dendrogram.png", "embedding_clusters_umap.png", "patch_maps.png", "report.json")
 BAD_LINE = 5
 
 

@@ -133,6 +133,18 @@ class DinoPatchEmbedder:
                 outs.append(tokens.float().reshape(len(x), gh, gw, -1).cpu().numpy())
         return np.concatenate(outs).astype(np.float32, copy=False)
 
+    @property
+    def crop_hw(self) -> tuple[int, int]:
+        return self.crop_height, self.crop_width
+
+    def feature_maps(self, crops: np.ndarray) -> np.ndarray:
+        """(N, dim, gh, gw) patch tokens of crops made by ``reid_ray.models.patches.instance_crops`` ((N, 3, H, W),
+        ImageNet-normalised): the layout the OSNet and EfficientNet embedders give, so the patch pictures
+        (``reid_ray.viz.patch_maps``) draw DINO's patches too."""
+        rgb = crops * np.asarray(IMAGENET_STD, np.float32)[:, None, None] + np.asarray(IMAGENET_MEAN, np.float32)[:, None, None]
+        u8 = (rgb.clip(0, 1) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
+        return self._embed(np.ascontiguousarray(u8)).transpose(0, 3, 1, 2)
+
     def patch_sets(self, frame: np.ndarray, instances: Instances) -> list[np.ndarray]:
         if len(instances) == 0:
             return []

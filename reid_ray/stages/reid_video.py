@@ -82,6 +82,8 @@ def _mot_row(frame: int, ident: int, box: np.ndarray, score: float) -> tuple[int
     return f, i, f"{f},{i},{x1 + 1:.2f},{y1 + 1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{float(score):.4f},-1,-1,-1"
 
 
+PATCH_MAPS = "patch_maps.png"
+PATCH_MAP_IDENTITIES = 4
 # Views in the embedding figure: its cost grows with the points (UMAP), a feature film has millions of views.
 MAX_PLOTTED_VIEWS = 2000
 
@@ -171,6 +173,8 @@ class ReidVideoStage:
             t = time.perf_counter()
             self.write_tables(out, vid, tracklets, identity, embs, filled)
             figures = self.write_figures(out, vid, tracklets, identity, embs, z, in_tree)
+            if self.write_patch_maps(out, local, tracklets, identity, detections, vid):
+                figures["patch_maps"] = PATCH_MAPS
             timings["figures_s"] = time.perf_counter() - t
             t = time.perf_counter()
             self.write_videos(out, local, info.fps, tracklets, identity, filled, detections)
@@ -398,6 +402,46 @@ class ReidVideoStage:
                                             method=self.cfg.embedding_plot)
         figures["embedding_clusters"] = {"file": "embedding_clusters_umap.png", "method": method, "views_plotted": len(all_emb), "views": n_views}
         return figures
+
+    def write_patch_maps(self, out: Path, local: str, tracklets: list[Tracklet], identity: np.ndarray,
+                         detections: Sequence[Instances], vid: str) -> bool:
+        """``patch_maps.png``: for the most seen identities (up to ``PATCH_MAP_IDENTITIES``), one view each (the
+        middle clean view of its longest tracklet with clean views, else the middle view of its longest): the crop, its patches in PCA colours and, with a trained attention
+        head, the head's attention. False when there is no view or the embedder gives no patch grid."""
+        from reid_ray.records import rle_to_mask
+        from reid_ray.viz.patch_maps import plot_patch_maps
+
+        if not hasattr(self.embedder, "feature_maps") or not tracklets:
+            return False
+        longest: dict[int, Tracklet] = {}
+        for tk, ident in zip(tracklets, identity):  # tracklets with clean views first, then the longest
+            if (tk.clean.any(), len(tk)) > (longest[int(ident)].clean.any(), len(longest[int(ident)])) if int(ident) in longest else True:
+                longest[int(ident)] = tk
+        chosen = sorted(longest.items(), key=lambda kv: -len(kv[1]))[:PATCH_MAP_IDENTITIES]
+        views = {}
+        for ident, tk in chosen:
+            usable = np.flatnonzero(tk.clean) if tk.clean.any() else np.arange(len(tk))
+            k = usable[len(usable) // 2]
+            views[int(tk.frames[k])] = (ident, int(tk.det_index[k]))
+        frames, instances, labels = [], [], []
+        for f in sorted(views):
+            frame = next(iter_frames(local, f, f + 1))[1]  # one frame each: no decoding of the stretches between
+            ident, i = views[f]
+            inst = detections[f].select(np.array([i]))
+            if "mask_rle" in inst.extra:  # the segmenter's own mask, at model size
+                mask = rle_to_mask({"size": [int(v) for v in inst.extra["mask_size"][0]], "counts": inst.extra["mask_rle"][0]})
+                inst = replace(inst, masks=cv2.resize(mask.astype(np.uint8), frame.shape[1::-1], interpolation=cv2.INTER_NEAREST).astype(bool)[None])
+            frames.append(frame)
+            instances.append(inst)
+            labels.append(f"id {ident} (frame {f})")
+        if not frames:
+            return False
+        heads = {"trained": self.head} if hasattr(self.head, "attention") else {}
+        import textwrap
+
+        plot_patch_maps(frames, instances, self.embedder, heads, out / PATCH_MAPS,
+                        textwrap.fill(f"{vid}, {self.cfg.embedder.backend} patches: {', '.join(labels)}", 30 + 25 * len(heads)))
+        return True
 
     def write_videos(self, out: Path, local: str, fps: float, tracklets: list[Tracklet], identity: np.ndarray,
                      filled: Sequence[tuple] = (), detections: Sequence[Instances] | None = None) -> None:
