@@ -288,9 +288,10 @@ class ReidVideoStage:
             s = min(1.0, self.cfg.tracking.max_side_px / max(frame.shape[:2]))
             piece.append(frame if s >= 1.0 else cv2.resize(frame, (round(frame.shape[1] * s), round(frame.shape[0] * s)), interpolation=cv2.INTER_AREA))
             if idx + 1 == end_of.get(start, idx + 1):
-                for k, (f, inst) in enumerate(zip(piece, self.segmenter.track(piece))):
-                    detections[start + k], embeddings[start + k] = self._embed_in_masks(f, inst, 1.0 / s)
+                self._track_piece(piece, start, s, detections, embeddings)
                 piece = []
+        if piece:  # a second decoding pass that ended early (a short read): its frames are tracked, not dropped
+            self._track_piece(piece, start, s, detections, embeddings)
         timings["scan_s"] = time.perf_counter() - t
         tr = self.cfg.tracking
         tracklets = build_tracklets(
@@ -299,6 +300,12 @@ class ReidVideoStage:
             track_ids_given=True,
         )
         return shots, detections, embeddings, tracklets
+
+    def _track_piece(self, piece: list[np.ndarray], start: int, scale: float, detections: list, embeddings: list) -> None:
+        """One video session over consecutive frames (model size) starting at ``start``."""
+        for k, (f, inst) in enumerate(zip(piece, self.segmenter.track(piece))):
+            if start + k < len(detections):
+                detections[start + k], embeddings[start + k] = self._embed_in_masks(f, inst, 1.0 / scale)
 
     def _embed_in_masks(self, frame: np.ndarray, inst: Instances, to_source: float) -> tuple[Instances, np.ndarray]:
         """The persons of one frame at model size: embedded inside their own masks; returned in source pixels."""
