@@ -9,13 +9,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from reid_ray.io import errors_path, read_tables, write_json_atomic, write_table_atomic
+from reid_ray.io import errors_path, read_tables, write_json_atomic, write_or_remove
 from reid_ray.models.registry import preflight
 from reid_ray.names import safe_name
 from reid_ray.pipeline import Stage, apply_stage, init_ray
 from reid_ray.reid_config import ReidJobConfig
 from reid_ray.run_state import check_out_dir, check_run_state
-from reid_ray.schemas import ERROR, table_from_rows
+from reid_ray.schemas import ERROR
 from reid_ray.stages.reid_video import ReidVideoStage, is_finished, video_errors_path
 from reid_ray.video.sources import list_sources
 
@@ -36,11 +36,7 @@ def run_reid_job(cfg: ReidJobConfig, videos: str, out: Path, detections: str | P
     sources, refused = list_sources(videos, cfg.sources)  # a spec that does not exist stops here, nothing written
     (out / "errors").mkdir(parents=True, exist_ok=True)
     check_run_state(out, cfg.fingerprint(), cfg.model_dump(mode="json"))
-    refusals = errors_path(out, "sources")
-    if refused:
-        write_table_atomic(table_from_rows(refused, ERROR), refusals)
-    else:
-        refusals.unlink(missing_ok=True)  # an earlier run's refusals no longer hold
+    write_or_remove(refused, ERROR, errors_path(out, "sources"))  # this run's refusals, not an earlier run's
     todo = [v for v in sources if not is_finished(out, v["video_id"])]
     log(f"{len(sources)} usable video(s), {len(refused)} refused, {len(sources) - len(todo)} already finished, {len(todo)} to do")
     if todo and detections is None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from reid_ray.io import errors_path, read_tables, write_json_atomic, write_table_atomic
+from reid_ray.io import errors_path, read_tables, write_json_atomic, write_or_remove, write_table_atomic
 from reid_ray.models.registry import preflight
 from reid_ray.names import safe_name
 from reid_ray.pipeline import Stage, apply_stage, init_ray
@@ -116,11 +116,7 @@ def run_training_set_job(cfg: TrainingSetJobConfig, videos: str, out: Path) -> d
     sources, refused = list_sources(videos, cfg.sources)
     (out / "errors").mkdir(parents=True, exist_ok=True)
     check_run_state(out, cfg.fingerprint(), cfg.model_dump(mode="json"))
-    refusals = errors_path(out, "sources")
-    if refused:
-        write_table_atomic(table_from_rows(refused, ERROR), refusals)
-    else:
-        refusals.unlink(missing_ok=True)
+    write_or_remove(refused, ERROR, errors_path(out, "sources"))  # this run's refusals, not an earlier run's
     for r in refused:  # a licence refused now takes the video's views out of the set
         if r["video_id"]:
             samples_path(out, r["video_id"]).unlink(missing_ok=True)
