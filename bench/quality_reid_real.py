@@ -7,7 +7,7 @@ clips (TrackEval over the clips' frames, each summed as one sequence would be: I
 The gold boxes started as this profile's detections, so the detector path scores identities on nearly the same
 boxes; people the detector never found are not in the gold set (see tests/data/gold/README.md).
 
-    python bench/quality_reid_real.py [--config configs/reid_local.yaml] [--modes public,detector] [--set key=value ...]
+    python bench/quality_reid_real.py [--config configs/reid_local.yaml] [--modes public,detector] [--clips ID,ID] [--set key=value ...]
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], help="config override, as in the jobs")
     ap.add_argument("--modes", default="public,detector", help="public (gold boxes), detector (the profile's)")
     ap.add_argument("--work", default=None, help="folder for outputs (default: a new temp folder)")
+    ap.add_argument("--clips", default="", help="comma-separated gold video ids to score (default: all)")
     args = ap.parse_args()
     os.environ.setdefault("REID_RAY_MODELS_DIR", str(ROOT.parent / "shared" / "models"))
 
@@ -43,6 +44,8 @@ def main() -> int:
 
     cfg = load_config(args.config, args.set, ReidJobConfig)
     sources, refused = list_sources(str(GOLD / "manifest.csv"), cfg.sources)
+    if args.clips:
+        sources = [v for v in sources if v["video_id"] in set(args.clips.split(","))]
     if refused:
         print(f"refused gold sources: {refused}", file=sys.stderr)
         return 2

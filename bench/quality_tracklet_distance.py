@@ -13,7 +13,7 @@ those same tracklets:
   threshold on the real clips themselves is printed too, labelled as an oracle.
 
     python bench/quality_tracklet_distance.py [--config configs/reid_local.yaml] [--tune 1,2,3] [--heldout 8,9,10]
-        [--modes public,detector] [--work DIR]
+        [--modes public,detector] [--work DIR] [--set key=value] [--real-clips ID,ID] [--methods NAME,NAME]
 
 Prints a table and writes ``<work>/tracklet_distance.json``. Slow (minutes): every clip is embedded once per mode.
 """
@@ -115,6 +115,9 @@ def main() -> int:
     ap.add_argument("--heldout", default="8,9,10")
     ap.add_argument("--modes", default="public,detector")
     ap.add_argument("--work", default=None)
+    ap.add_argument("--set", action="append", default=[], help="config override, as in the jobs")
+    ap.add_argument("--real-clips", default="", help="comma-separated gold video ids (default: all)")
+    ap.add_argument("--methods", default="", help="comma-separated names of METHODS (default: all)")
     args = ap.parse_args()
     args.work = args.work or tempfile.mkdtemp(prefix="quality_tracklet_distance_")
     os.environ.setdefault("REID_RAY_MODELS_DIR", str(ROOT.parent / "shared" / "models"))
@@ -129,9 +132,13 @@ def main() -> int:
     from reid_ray.tracking.clustering import temporal_overlap
     from reid_ray.tracking.distances import distance_matrix
 
-    cfg = load_config(args.config, ["sources.default_license=synthetic"], ReidJobConfig)
+    cfg = load_config(args.config, ["sources.default_license=synthetic", *args.set], ReidJobConfig)
     work = Path(args.work)
     sets = clips(args)
+    if args.real_clips:
+        sets["real"] = [c for c in sets["real"] if c["video_id"] in set(args.real_clips.split(","))]
+    sets = {k: v for k, v in sets.items() if v}
+    methods = {k: v for k, v in METHODS.items() if not args.methods or k in args.methods.split(",")}
     print(f"tracklet distances, profile {Path(args.config).name}; synthetic tune {args.tune}, held-out {args.heldout}; "
           f"{len(sets['real'])} REAL gold clips; outputs under {work}", flush=True)
     results: dict = {}
@@ -149,7 +156,7 @@ def main() -> int:
                 apart = ~temporal_overlap([tk.frames for tk in t["tracklets"]])
                 iu = np.triu_indices(len(truth), 1)
                 pairs = apart[iu]
-                for name, kw in METHODS.items():
+                for name, kw in methods.items():
                     dist = distance_matrix(t["compared"], **kw) if len(t["compared"]) > 1 else np.zeros((len(t["compared"]),) * 2)
                     acc = per.setdefault(split, {}).setdefault(name, {"same": [], "diff": [], "idf1": {}})
                     same = (truth[iu[0]] == truth[iu[1]])[pairs]
@@ -176,18 +183,21 @@ def main() -> int:
         print(f"  {'method':22s} {'AUC tune':>8s} {'AUC real':>8s} {'thr (tune)':>10s} {'IDF1 tune':>9s} {'held-out':>8s} "
               f"{'REAL':>6s} {'REAL oracle (thr)':>18s}")
         results[mode] = {}
-        for name in METHODS:
+        for name in methods:
             row = {}
             for split in per:
                 a = per[split][name]
                 row[f"auc_{split}"] = float(roc_auc_score([0] * len(a["same"]) + [1] * len(a["diff"]), a["same"] + a["diff"])) if a["same"] and a["diff"] else float("nan")
-            best = max(THRESHOLDS, key=lambda thr: pooled("tune", name, thr))
+            tuned = "tune" in per
+            best = max(THRESHOLDS, key=lambda thr: pooled("tune", name, thr)) if tuned else float("nan")
             oracle = max(THRESHOLDS, key=lambda thr: pooled("real", name, thr))
-            row.update(threshold=best, idf1={s: pooled(s, name, best) for s in per}, real_oracle={"threshold": oracle, "idf1": pooled("real", name, oracle)},
+            row.update(threshold=best, idf1={s: pooled(s, name, best) if tuned else float("nan") for s in per},
+                       real_oracle={"threshold": oracle, "idf1": pooled("real", name, oracle)},
                        curve={s: {str(thr): round(pooled(s, name, thr), 4) for thr in THRESHOLDS} for s in per})
             results[mode][name] = row
-            print(f"  {name:22s} {row['auc_tune']:8.3f} {row['auc_real']:8.3f} {best:10.2f} {row['idf1']['tune']:9.3f} "
-                  f"{row['idf1']['held-out']:8.3f} {row['idf1']['real']:6.3f} {row['real_oracle']['idf1']:11.3f} ({oracle:.2f})", flush=True)
+            get = lambda d, k: d.get(k, float("nan"))  # noqa: E731  (a split left out: nan)
+            print(f"  {name:22s} {get(row, 'auc_tune'):8.3f} {row['auc_real']:8.3f} {best:10.2f} {get(row['idf1'], 'tune'):9.3f} "
+                  f"{get(row['idf1'], 'held-out'):8.3f} {get(row['idf1'], 'real'):6.3f} {row['real_oracle']['idf1']:11.3f} ({oracle:.2f})", flush=True)
     (work / "tracklet_distance.json").write_text(json.dumps(results, indent=1))
     print(f"\nwritten {work / 'tracklet_distance.json'}")
     return 0
