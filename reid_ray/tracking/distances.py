@@ -190,7 +190,7 @@ def _percentile_block(s: np.ndarray, row_len: np.ndarray, col_len: np.ndarray, q
 def _chamfer_block(s: np.ndarray, row_len: np.ndarray, col_len: np.ndarray, q: float) -> np.ndarray:
     """The seed's Chamfer-q of every pair: q-th percentile of its pooled nearest-neighbour distances.
 
-    Written here for the same reason as the percentile below (no library takes percentiles over ragged
+    Written here for the same reason as the percentile above (no library takes percentiles over ragged
     segments): each pair's n + m best-match similarities are gathered into one padded row (padding sorts
     first), sorted, and the two order statistics around the percentile read per row."""
     best_in_col = np.maximum.reduceat(s, _starts(col_len), axis=1)  # (R x Tc): each row frame's best match
