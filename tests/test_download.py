@@ -2,57 +2,35 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from loopback_http import LoopbackServer
 from reid_ray.models.download import ChecksumError, DownloadError, ensure_model_file, fetch_verified
 
 PAYLOAD = b"tiny model bytes \x00\x01\x02"
 GOOD = hashlib.sha256(PAYLOAD).hexdigest()
 OTHER = hashlib.sha256(b"some other export").hexdigest()
+# What Google Drive sends instead of a file when it wants a confirmation or the file's quota is spent.
+HTML_PAGE = (b"<!DOCTYPE html><html><title>Google Drive - Quota exceeded</title></html>", "text/html; charset=utf-8")
 
 
-class _Server:
-    """Serves ``PAYLOAD`` at /model.bin, 404 elsewhere, and counts requests."""
+class _Server(LoopbackServer):
+    """Serves ``PAYLOAD`` at /model.bin and a web page at /page.html, 404 elsewhere."""
 
     def __init__(self) -> None:
-        self.requests: list[str] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                server.requests.append(self.path)
-                if self.path != "/model.bin":
-                    self.send_error(404, "Not Found")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(PAYLOAD)))
-                self.end_headers()
-                self.wfile.write(PAYLOAD)
-
-            def log_message(self, *args: object) -> None:  # keep pytest output quiet
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # port 0: a free port
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        super().__init__({"/model.bin": PAYLOAD, "/page.html": HTML_PAGE})
 
     def url(self, path: str = "/model.bin") -> str:
-        return self.base + path
+        return super().url(path)
 
 
 @pytest.fixture
 def server() -> Iterator[_Server]:
-    s = _Server()
-    # A short poll interval keeps shutdown() (and so each test's teardown) fast.
-    t = threading.Thread(target=s.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    t.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+    with _Server() as s:
+        yield s
 
 
 def _leftovers(d: Path) -> list[str]:
@@ -95,11 +73,22 @@ def test_404_is_a_download_error_with_a_hint(server: _Server, tmp_path: Path) ->
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_web_page_instead_of_the_file_is_a_download_error(server: _Server, tmp_path: Path) -> None:
+    """Not a checksum mismatch: the message says the server answered with a page, and where to put the file."""
+    dest = tmp_path / "model.bin"
+    with pytest.raises(DownloadError) as err:
+        fetch_verified(server.url("/page.html"), dest, GOOD)
+    assert not isinstance(err.value, ChecksumError)
+    msg = str(err.value)
+    assert "web page" in msg and "/page.html" in msg and str(dest) in msg
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unreachable_host_is_a_download_error(tmp_path: Path) -> None:
     # A port nobody listens on: a closed server socket's port, freed just before use.
     s = _Server()
     url = s.url()
-    s.httpd.server_close()
+    s.close()
     with pytest.raises(DownloadError, match="could not download"):
         fetch_verified(url, tmp_path / "model.bin", GOOD, timeout_s=5)
     assert list(tmp_path.iterdir()) == []

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from _paths import require_shared
+from loopback_http import LoopbackServer
 from reid_ray.models.heads import MeanPoolHead
 from reid_ray.records import Instances
 from reid_ray.video.synthetic import SyntheticSpec, render
@@ -23,9 +24,33 @@ def test_weights_are_checked_and_missing_ones_say_where_to_put_them(tmp_path):
     assert resolve_weights(None, require_shared("models")).name == "osnet_x0_25_msmt17.pth"
     (tmp_path / "osnet_x0_25_msmt17.pth").write_bytes(b"not weights")
     with pytest.raises(DownloadError, match="osnet_x0_25_msmt17.pth"):
-        resolve_weights(None, tmp_path)
+        resolve_weights(None, tmp_path, url=None)  # downloads off
     with pytest.raises(FileNotFoundError, match="embedder.model"):
         resolve_weights(str(tmp_path / "nope.pth"), tmp_path)
+
+
+def test_a_missing_file_is_downloaded_and_verified_against_the_pinned_checksum(tmp_path):
+    """The official-download path with the file served on 127.0.0.1 (never the internet): the ../shared copy is
+    accepted and loads; the same bytes with one flipped are refused and leave nothing behind."""
+    from reid_ray.models.download import ChecksumError, sha256_of
+    from reid_ray.models.osnet import OFFICIAL_URL, WEIGHTS_FILE, WEIGHTS_SHA256, load_osnet, resolve_weights
+
+    assert OFFICIAL_URL.startswith("https://drive.google.com/") and resolve_weights.__defaults__ == (OFFICIAL_URL,)
+    shared = require_shared(f"models/{WEIGHTS_FILE}")
+    good = shared.read_bytes()
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF
+    with LoopbackServer({"/osnet.pth": good, "/corrupt.pth": bytes(bad)}) as server:
+        got = resolve_weights(None, tmp_path / "fresh", url=server.url("/osnet.pth"))
+        assert got == tmp_path / "fresh" / WEIGHTS_FILE and sha256_of(got) == WEIGHTS_SHA256
+        assert load_osnet(got).classifier.out_features == 1041
+        assert resolve_weights(None, tmp_path / "fresh", url=server.url("/osnet.pth")) == got  # reused, not fetched
+        with pytest.raises(ChecksumError) as err:
+            resolve_weights(None, tmp_path / "tampered", url=server.url("/corrupt.pth"))
+        assert server.requests == ["/osnet.pth", "/corrupt.pth"]
+    msg = str(err.value)
+    assert "checksum mismatch" in msg and WEIGHTS_SHA256 in msg and "/corrupt.pth" in msg and "discarded" in msg
+    assert list((tmp_path / "tampered").iterdir()) == []
 
 
 def test_mean_of_cells_is_the_networks_own_embedding(embedder):

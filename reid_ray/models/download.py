@@ -70,6 +70,11 @@ def _stream(url: str, out: BinaryIO, timeout_s: float) -> str:
     h = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            if resp.headers.get_content_type() == "text/html":  # no model file is served as a page
+                raise DownloadError(
+                    "the server sent a web page, not the file (Google Drive does this when it asks to confirm a "
+                    "download or the file's download quota is spent; try again later or fetch it with a browser)"
+                )
             for chunk in iter(lambda: resp.read(CHUNK), b""):
                 h.update(chunk)
                 out.write(chunk)

@@ -6,8 +6,9 @@ for a 256 x 128 crop) mapped through the network's own embedding layer (Linear +
 affine map per cell). That map is linear, so the mean of the cells inside a mask equals the network's own
 embedding of the masked region before its final ReLU; the cells stay a set for the trained heads.
 
-The weights file (``osnet_x0_25_msmt17.pth``, torchreid layout) is read from a path or a models directory,
-never downloaded here; its licence (torchreid MIT, MSMT17 research-only data) is the user's to accept.
+The weights file (``osnet_x0_25_msmt17.pth``, torchreid layout) is read from a path or a models directory; when
+the directory lacks it, it is downloaded once from torchreid's model zoo with its checksum pinned, as YOLOX-nano
+is. Its licence (torchreid MIT, MSMT17 research-only data) is the user's to accept.
 
 The architecture below is a trimmed copy of torchreid's ``osnet.py`` (MIT, Kaiyang Zhou): only the layers
 x0.25 uses, with the same module names so the published state dict loads with ``strict=True``.
@@ -25,6 +26,12 @@ from reid_ray.models.patches import cells_inside, instance_crops
 from reid_ray.records import Instances
 
 WEIGHTS_FILE = "osnet_x0_25_msmt17.pth"
+# torchreid's model zoo (KaiyangZhou/deep-person-reid, docs/MODEL_ZOO.md, "Same-domain ReID", osnet_x0_25, msmt17
+# column, 61.4 (29.5)): a Google Drive file, the one BoxMOT also fetches as ``osnet_x0_25_msmt17.pt``. It is 3 MB,
+# small enough that Drive serves it without the confirmation page it puts before large files.
+OFFICIAL_URL = "https://drive.google.com/uc?export=download&id=1sSwXSUlj4_tHZequ_iZ8w_Jh0VaRQMqF"
+# The checksum of the copy in ../shared/models (1041-identity head: MSMT17's training split, as that zoo entry). The
+# URL could not be reached where this was pinned, so that its bytes match is not verified here (README, Weights).
 WEIGHTS_SHA256 = "6f57607fed9f502b9efed546108132ee715df5a5b6e6932c6269bacb47f59f99"
 
 # ------------------------------------------------------------------------- layers (torchreid, MIT)
@@ -138,12 +145,12 @@ class OSNet(nn.Module):
         return lin.weight * scale[:, None], (lin.bias - bn.running_mean) * scale + bn.bias
 
 
-def resolve_weights(model: str | None, models_dir: Path) -> Path:
-    """An explicit file wins; else ``models_dir/osnet_x0_25_msmt17.pth`` with the known checksum. No download:
-    the published copy sits behind a Google Drive link, which cannot be pinned."""
+def resolve_weights(model: str | None, models_dir: Path, url: str | None = OFFICIAL_URL) -> Path:
+    """An explicit file wins; else ``models_dir/osnet_x0_25_msmt17.pth`` with the pinned checksum, downloaded from
+    ``url`` when absent (``None``: never download, a missing file is an error naming where to put it)."""
     from reid_ray.models.download import resolve_model_file
 
-    return resolve_model_file(model, "embedder.model: OSNet weights", models_dir, WEIGHTS_FILE, None, WEIGHTS_SHA256)
+    return resolve_model_file(model, "embedder.model: OSNet weights", models_dir, WEIGHTS_FILE, url, WEIGHTS_SHA256)
 
 
 def load_osnet(path: str | Path) -> OSNet:
