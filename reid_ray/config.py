@@ -256,6 +256,24 @@ class ReviewConfig(Strict):
     project_title: str = "reid-ray identity pairs"
     thumb_height: int = Field(256, ge=64)
     context_px: int = Field(48, ge=0, description="Frame context kept around each box in a thumbnail.")
+    image_url_prefix: str | None = Field(
+        None, description="What a Label Studio task's image is: this prefix, then the packet's file name. None: "
+        "Label Studio's local-files URL relative to --out (/data/local-files/?d=review/<pair_id>.png, served when "
+        "LOCAL_FILES_DOCUMENT_ROOT is --out, as python -m reid_ray.review.serve sets it up), or on S3 the packet's "
+        "s3:// URI, which Label Studio resolves through an S3 source storage connected to the project.",
+    )
+    gold_share: float = Field(0.05, ge=0, le=1, description=(
+        "Share of the very sure auto-decided matches sent to review as gold questions (answers in review/gold.jsonl)."))
+    gold_min_confidence: float = Field(0.98, gt=0.5, le=1, description=(
+        "A gold question's P(same) is at least this (identical) or at most one minus it (rejected)."))
+    target_seconds: float = Field(30.0, gt=0, description="The time one verdict should take; QA reports against it.")
+    min_gold_accuracy: float = Field(0.8, ge=0, le=1, description="Annotators scoring below this on gold questions are flagged or dropped.")
+    min_gold_answers: int = Field(5, ge=1, description="Gold answers an annotator needs before their accuracy is judged.")
+    on_low_accuracy: Literal["flag", "drop"] = Field("flag", description="drop: their verdicts are not counted.")
+
+
+# Read by form_pairs only: changing them changes no mined result.
+QA_ONLY_FIELDS = ("target_seconds", "min_gold_accuracy", "min_gold_answers", "on_low_accuracy")
 
 
 class StageResources(Strict):
@@ -316,7 +334,7 @@ class PairsJobConfig(JobConfig):
 
     def fingerprint(self) -> str:
         """Key of everything that changes results (not where Ray runs): a rerun with another one is refused."""
-        payload = self.model_dump(mode="json", exclude={"resources": True, "review": {"project_title"},
+        payload = self.model_dump(mode="json", exclude={"resources": True, "review": {"project_title", "image_url_prefix", *QA_ONLY_FIELDS},
                                                         "segmenter": {"simulated_seconds_per_frame"}})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

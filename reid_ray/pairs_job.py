@@ -213,30 +213,42 @@ def write_review(out: OutPath, cfg: PairsJobConfig, created_at: str) -> int:
     if isinstance(out, S3Path):
         return write_review_on_s3(out, cfg, created_at)
     # Streamed from pairs/*.parquet a batch at a time: memory does not grow with the pairs mined.
-    written = write_review_outputs(pending_pairs(out / "pairs"), out / "review", cfg.review.project_title, created_at)
-    return written["given"]
+    written = write_review_outputs(pending_pairs(out / "pairs", cfg.review), out / "review", cfg.review.project_title, created_at,
+                                   image_prefix=review_image_prefix(out, cfg))
+    return written["given"] - written["gold"]
+
+
+def review_image_prefix(out: OutPath, cfg: PairsJobConfig) -> str:
+    """What a Label Studio task's image is before the packet's file name (``review.image_url_prefix``; by default
+    the local-files URL relative to --out, or on S3 the packets' s3:// prefix)."""
+    from reid_ray.review.label_studio import LOCAL_FILES_URL
+
+    if cfg.review.image_url_prefix is not None:
+        return cfg.review.image_url_prefix
+    return f"{out / 'review'}/" if isinstance(out, S3Path) else f"{LOCAL_FILES_URL}review/"
 
 
 def write_review_on_s3(out: S3Path, cfg: PairsJobConfig, created_at: str) -> int:
     """The review files are merged with what is there (records may hold verdicts): fetched, merged locally with
     the same streaming writer, and put back."""
-    from reid_ray.review.label_studio import CONFIG_FILE, PENDING_REVIEW, RECORDS_FILE, REVIEW_COLUMNS, TASKS_FILE, write_review_outputs
+    from reid_ray.review.gold import GOLD_FILE
+    from reid_ray.review.label_studio import CONFIG_FILE, RECORDS_FILE, REVIEW_COLUMNS, REVIEW_FILTER, TASKS_FILE, review_pairs, write_review_outputs
 
     def pending():
-        for batch in parquet_batches(out / "pairs", list(REVIEW_COLUMNS), PAIR, pads.field("label") == PENDING_REVIEW):
-            yield from batch.to_pylist()
+        return review_pairs(parquet_batches(out / "pairs", list(REVIEW_COLUMNS), PAIR, REVIEW_FILTER), cfg.review)
 
-    names = (TASKS_FILE, RECORDS_FILE, CONFIG_FILE)
+    names = (TASKS_FILE, RECORDS_FILE, CONFIG_FILE, GOLD_FILE)
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp)
         for name in names:
             if (out / "review" / name).exists():
                 (local / name).write_bytes((out / "review" / name).read_bytes())
-        written = write_review_outputs(pending(), local, cfg.review.project_title, created_at)
+        written = write_review_outputs(pending(), local, cfg.review.project_title, created_at,
+                                       image_prefix=review_image_prefix(out, cfg))
         for name in names:
             if (local / name).exists():
                 upload_file(local / name, out / "review" / name)
-    return written["given"]
+    return written["given"] - written["gold"]
 
 
 def gap_bucket(gap_s: float) -> str:
@@ -260,7 +272,9 @@ def dataset_card(out: OutPath) -> dict:
         card["by_verified_by"].update(cols["verified_by"])
         card["licenses"].update(cols["license"])
         card["matches_by_label"].update(lab for lab, kind in zip(cols["label"], cols["kind"]) if kind == "match")
-    return {"pairs": n, **{k: dict(v) for k, v in card.items()}}
+    from reid_ray.review.verdicts import verified_by_counts
+
+    return {"pairs": n, **{k: dict(v) for k, v in card.items()}, "by_verified_by": verified_by_counts(card["by_verified_by"])}
 
 
 def error_counts(out: OutPath) -> dict:

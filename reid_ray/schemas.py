@@ -10,7 +10,8 @@ import pyarrow as pa
 BBOX = pa.list_(pa.float32(), 4)
 
 LABELS = ("identical", "same_category_different_instance", "unrelated", "pending_review")
-VERIFIED_BY = ("auto", "human")
+VERIFIED_BY = ("auto", "human")  # who decided the label; null while nobody has (a pending_review pair)
+NOBODY_YET = "nobody_yet"  # how counts name the null verified_by
 
 VIDEO = pa.schema(
     [
@@ -75,6 +76,7 @@ _SIDE = [
     ("bbox", BBOX),
     ("candidate_id", pa.string()),
     ("track_id", pa.int64()),
+    ("score", pa.float32()),  # the detector's own score of the view shown (not the pair's confidence)
 ]
 
 PAIR = pa.schema(

@@ -8,7 +8,9 @@ import pytest
 from _paths import require_shared
 from reid_ray.config import ConfigError, load_config
 from reid_ray.metrics.pairs import evaluate_pairs
+from reid_ray.names import packet_file_name
 from reid_ray.pairs_job import all_pairs, run_pairs_job
+from reid_ray.review.gold import read_gold
 from reid_ray.schemas import LABELS, PAIR
 from reid_ray.video.synthetic import generate_corpus, load_ground_truth
 
@@ -57,7 +59,8 @@ def test_outputs_and_schema(first_run):
     rows = pairs.to_pylist()
     assert {r["label"] for r in rows} <= set(LABELS)
     for r in rows:
-        assert r["verified_by"] in ("auto", "human") and r["license"] == "synthetic"
+        # Nobody has decided a pending pair yet; the rest were decided by the run.
+        assert r["verified_by"] == (None if r["label"] == "pending_review" else "auto") and r["license"] == "synthetic"
         for side in "ab":
             assert all(r[f"{side}_{f}"] is not None for f in SIDE_FIELDS)
             x1, y1, x2, y2 = r[f"{side}_bbox"]
@@ -67,7 +70,28 @@ def test_outputs_and_schema(first_run):
     assert {"video_id", "frame", "t_s", "bbox", "mask_rle", "embedding", "keep", "reject_reason"} <= set(cand.column_names)
     card = report["dataset_card"]
     assert sum(card["by_label"].values()) == pairs.num_rows and card["by_category"] and card["by_gap_s"]
+    assert card["by_verified_by"]["nobody_yet"] == card["by_label"].get("pending_review", 0)
+    assert card["by_verified_by"]["human"] == 0  # no human has looked yet
     assert json.loads((out / "report.json").read_text())["routing"]["proposed_matches"] > 0
+
+
+def test_review_queue_holds_pending_pairs_and_gold_questions_with_packets(first_run):
+    out, _ = first_run
+    rows = {r["pair_id"]: r for r in all_pairs(out).to_pylist()}
+    tasks = json.loads((out / "review/tasks.json").read_text())
+    gold = read_gold(out / "review/gold.jsonl")
+    records = [json.loads(x) for x in (out / "review/records.jsonl").read_text().splitlines()]
+    pending = {pid for pid, r in rows.items() if r["label"] == "pending_review"}
+    assert {t["data"]["pair_id"] for t in tasks} == pending | set(gold) and {r["pair_id"] for r in records} == pending
+    assert all((out / "review" / packet_file_name(t["data"]["pair_id"])).is_file() for t in tasks)  # each has its packet
+    assert all(t["data"]["image"].endswith(packet_file_name(t["data"]["pair_id"])) for t in tasks)
+    for pid, expected in gold.items():  # a gold question is a sure auto-decided match
+        assert rows[pid]["kind"] == "match" and rows[pid]["verified_by"] == "auto"
+        assert expected == {"identical": "Same", "same_category_different_instance": "Different"}[rows[pid]["label"]]
+    for rec in records:  # the seed's record: each side's detector score, not the pair's confidence
+        pair = rows[rec["pair_id"]]
+        assert [seg["score"] for seg in rec["segment"]] == [round(pair["a_score"], 3), round(pair["b_score"], 3)]
+        assert rec["status"] == "pending" and rec["segment1_image_1"] is None
 
 
 def test_bad_inputs_become_error_records(first_run):

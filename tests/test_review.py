@@ -16,6 +16,7 @@ import pytest
 from _paths import require_shared
 
 from reid_ray.review.label_studio import (
+    completed_record,
     labeling_config_xml,
     review_records,
     tasks_json,
@@ -41,13 +42,16 @@ VIDEO = "video/caviar/OneLeaveShopReenter1front.mpg"
 BOX_A, BOX_B = [223.0, 102.0, 244.0, 161.0], [227.0, 95.0, 247.0, 153.0]
 
 
+DETECTOR_SCORES = {"a": 0.91234, "b": 0.6}
+
+
 def make_pair(pid: str, label: str = "pending_review", category: str = "person", confidence: float = 0.8123) -> dict:
     def side(s: str, frame: int, box: list[float]) -> dict:
         return {f"{s}_video_id": "caviar", f"{s}_frame": frame, f"{s}_t_s": frame / 25, f"{s}_bbox": box,
-                f"{s}_candidate_id": f"{pid}-{s}", f"{s}_track_id": 1}
+                f"{s}_candidate_id": f"{pid}-{s}", f"{s}_track_id": 1, f"{s}_score": DETECTOR_SCORES[s]}
 
     return {
-        "pair_id": pid, "label": label, "confidence": confidence, "verified_by": "human" if label == "pending_review" else "auto",
+        "pair_id": pid, "label": label, "confidence": confidence, "verified_by": None if label == "pending_review" else "auto",
         "gap_s": 4.8, "category": category, "license": "CAVIAR-research", "clip_pair_id": "cp0", "similarity": 0.8,
         "kind": "match", **side("a", 200, BOX_A), **side("b", 320, BOX_B),
     }
@@ -124,10 +128,13 @@ def test_review_records_exact_form_and_deterministic():
     pairs = [make_pair("p1", category="face", confidence=0.88234), make_pair("p2", category="person|product")]
     recs = review_records(pairs, "proj", "2026-01-01T00:00:00Z")
     r = recs[0]
-    assert list(r) == ["project_title", "classification_id", "segment", "created_at", "status", "pair_id", "verdict", "image"]
+    # The seed's record field for field, then our pair id and packet.
+    assert list(r) == ["project_title", "classification_id", "segment1_image_1", "segment", "created_at", "status", "pair_id", "image"]
     assert uuid.UUID(r["classification_id"]).version == 5
-    assert r["segment"] == [{"bbox": BOX_A, "class": "face", "score": 0.882}, {"bbox": BOX_B, "class": "face", "score": 0.882}]
-    assert (r["status"], r["verdict"], r["image"], r["project_title"]) == ("pending", None, "p1.png", "proj")
+    # Each side's detector score, not the pair's confidence (0.88234).
+    assert r["segment"] == [{"bbox": BOX_A, "class": "face", "score": 0.912}, {"bbox": BOX_B, "class": "face", "score": 0.6}]
+    assert (r["status"], r["segment1_image_1"], r["image"], r["project_title"]) == ("pending", None, "p1.png", "proj")
+    assert completed_record(r, "Different") == r | {"segment1_image_1": "no", "status": "completed"}
     assert [s["class"] for s in recs[1]["segment"]] == ["person", "product"]  # each side its own category
     assert review_records(pairs, "proj", "2026-01-01T00:00:00Z") == recs
     assert recs[0]["classification_id"] != recs[1]["classification_id"]
@@ -141,13 +148,13 @@ def test_write_review_outputs_is_idempotent_and_merges(tmp_path):
     assert {f: (tmp_path / f).read_bytes() for f in files} == first  # same pairs: byte-identical, no duplicates
     # An annotator's answer survives a rerun that adds pairs.
     lines = (tmp_path / "records.jsonl").read_text().splitlines()
-    answered = json.loads(lines[0]) | {"verdict": "Same", "status": "done"}
+    answered = json.loads(lines[0]) | {"segment1_image_1": "yes", "status": "completed"}
     (tmp_path / "records.jsonl").write_text("\n".join([json.dumps(answered), *lines[1:]]) + "\n")
     write_review_outputs([make_pair("p3"), make_pair("p1")], tmp_path, "proj", "t2")
     tasks = json.loads((tmp_path / "tasks.json").read_text())
     records = [json.loads(x) for x in (tmp_path / "records.jsonl").read_text().splitlines()]
     assert [t["data"]["pair_id"] for t in tasks] == [r["pair_id"] for r in records] == ["p1", "p2", "p3"]
-    assert records[0]["verdict"] == "Same" and records[2]["created_at"] == "t2"
+    assert records[0]["segment1_image_1"] == "yes" and records[2]["created_at"] == "t2"
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
 
 
@@ -204,7 +211,7 @@ def test_human_labels():
     ("v.jsonl", '{"pair_id": "p1", "verdict": "Same"}\n\n{"pair_id": "p1", "verdict": "maybe"}\n', "v.jsonl line 3: verdict 'maybe'"),
     ("v.jsonl", '{"pair_id": "p1", "verdict": "Same"}\n{"pair_id": "p1"\n', "v.jsonl line 2: not valid JSON"),
     ("v.jsonl", '{"verdict": "Same"}\n', "v.jsonl line 1: pair_id missing"),
-    ("v.jsonl", '{"pair_id": "p1", "label": "Same"}\n', "v.jsonl line 1: no 'verdict' key"),
+    ("v.jsonl", '{"pair_id": "p1", "label": "Same"}\n', "v.jsonl line 1: no 'verdict' or 'segment1_image_1' key"),
     ("v.json", json.dumps([ls_task("p1", ("Same", 1)), {"data": {}}]), "v.json task 1: data.pair_id missing"),
     ("v.json", json.dumps([ls_task("p1", ("Nope", 1))]), "v.json task 0 annotation 0: verdict 'Nope'"),
     ("v.json", '[{"data": {"pair_id": "p1"},\n "annotations": [}]', "v.json line 2: not valid JSON"),
@@ -251,7 +258,7 @@ def test_form_pairs_job(tmp_path):
     assert [u["pair_id"] for u in unknown] == ["ghost"]
     s = json.loads((out / "final_pairs/summary.json").read_text())
     assert s["by_label"] == {"identical": 2, "same_category_different_instance": 0, "unrelated": 1, "pending_review": 2}
-    assert s["by_verified_by"] == {"auto": 1, "human": 4}
+    assert s["by_verified_by"] == {"auto": 1, "human": 2, "nobody_yet": 2}  # p2 (tie) and p4: nobody decided
     assert (s["conflicts"], s["unknown_verdicts"], s["still_pending"], s["verdicts_on_auto_pairs"]) == (1, 1, 2, 1)
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from reid_ray.config import ReviewConfig
+from reid_ray.review.gold import gold_answer, read_gold
 from reid_ray.review.json_stream import JsonArrayWriter, JsonStreamError, iter_json_array
 from reid_ray.review.label_studio import pending_pairs, review_records, tasks_json, write_review_outputs
 from reid_ray.review.verdicts import apply_resolution, form_final_pairs, read_verdicts, resolve
@@ -34,7 +36,7 @@ def pair_row(rng: random.Random, video: str, k: int, label: str) -> dict:
 
     return {
         "pair_id": hashlib.sha1(f"{cp}|{k}".encode()).hexdigest()[:16], "label": label,
-        "confidence": rng.random(), "verified_by": "human" if label == "pending_review" else "auto",
+        "confidence": rng.random(), "verified_by": None if label == "pending_review" else "auto",
         "gap_s": rng.choice([5.0, 10.0, 30.0]), "category": category, "license": "CC-BY-4.0", "clip_pair_id": cp,
         "similarity": rng.random(), "kind": "unrelated" if label == "unrelated" else "match", **side("a"), **side("b"),
     }
@@ -133,31 +135,34 @@ def test_review_writer_streams_from_parquet_and_is_unchanged_on_rerun(mined, tmp
     counts = write_review_outputs(pending_pairs(mined / "pairs"), review, "proj", "t0")
     first = {f.name: f.read_bytes() for f in review.iterdir()}
 
-    rows: dict[str, dict] = {}
+    rows: dict[str, dict] = {}  # what goes to review: pending pairs and gold questions, first row of an id wins
     for f in sorted((mined / "pairs").glob("*.parquet")):
         for r in pq.read_table(f).to_pylist():
-            if r["label"] == "pending_review":
+            if r["label"] == "pending_review" or gold_answer(r, ReviewConfig()) is not None:
                 rows.setdefault(r["pair_id"], r)
+    pending = [r for r in rows.values() if r["label"] == "pending_review"]
+    gold = {r["pair_id"]: gold_answer(r, ReviewConfig()) for r in rows.values() if r["label"] != "pending_review"}
     image = lambda p: f"{p['pair_id']}.png"  # noqa: E731
     assert first["tasks.json"] == (json.dumps(tasks_json(rows.values(), image), indent=2, ensure_ascii=False) + "\n").encode()
-    expected_records = review_records(rows.values(), "proj", "t0")
+    expected_records = review_records(pending, "proj", "t0")  # gold questions get no record
     assert first["records.jsonl"] == "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in expected_records).encode()
-    assert counts["added"] == counts["total"] == len(rows) > 500
+    assert counts["added"] == counts["total"] == len(pending) > 500
+    assert read_gold(review / "gold.jsonl") == gold and counts["gold"] == len(gold) > 0
 
     write_review_outputs(pending_pairs(mined / "pairs"), review, "proj", "t1")
     assert {f.name: f.read_bytes() for f in review.iterdir()} == first  # byte-identical, nothing appended
 
     # An answered record survives; a pair mined later is appended after the existing ones.
     lines = (review / "records.jsonl").read_text().splitlines()
-    lines[7] = json.dumps(json.loads(lines[7]) | {"verdict": "Same", "status": "done"}, ensure_ascii=False)
+    lines[7] = json.dumps(json.loads(lines[7]) | {"segment1_image_1": "yes", "status": "completed"}, ensure_ascii=False)
     (review / "records.jsonl").write_text("\n".join(lines) + "\n")
     late = pair_row(random.Random(3), "video_999", 0, "pending_review")
     pq.write_table(table_from_rows([late], PAIR), mined / "pairs" / "video_999.parquet")
     counts = write_review_outputs(pending_pairs(mined / "pairs"), review, "proj", "t2")
     records = [json.loads(x) for x in (review / "records.jsonl").read_text().splitlines()]
     tasks = json.loads((review / "tasks.json").read_text())
-    assert counts["added"] == 1 and records[7]["verdict"] == "Same" and records[-1]["pair_id"] == late["pair_id"]
-    assert [t["data"]["pair_id"] for t in tasks] == [r["pair_id"] for r in records]
+    assert counts["added"] == 1 and records[7]["segment1_image_1"] == "yes" and records[-1]["pair_id"] == late["pair_id"]
+    assert [t["data"]["pair_id"] for t in tasks if t["data"]["pair_id"] not in gold] == [r["pair_id"] for r in records]
     assert not list(review.glob(".*.tmp"))
 
 

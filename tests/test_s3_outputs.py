@@ -16,6 +16,8 @@ import pytest
 
 from _paths import require_shared
 from ray_helpers import RayHead, submit_job
+from reid_ray.config import ReviewConfig
+from reid_ray.review.gold import gold_answer
 from reid_ray.video.synthetic import SyntheticSpec, generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +82,10 @@ def test_a_submitted_job_writes_everything_to_s3_and_a_local_rerun_resumes_there
     pending = [p for p in pairs if p["label"] == "pending_review"]
     assert all(f"review/{p['pair_id']}.png" in objects for p in pending)
     tasks = json.loads(client.get_object(Bucket="pairs-out", Key="runs/one/review/tasks.json")["Body"].read())
-    assert len(tasks) == len(pending)
+    gold = [p for p in pairs if gold_answer(p, ReviewConfig())]  # gold questions go to review beside the pending pairs
+    assert sorted(t["data"]["pair_id"] for t in tasks) == sorted(p["pair_id"] for p in pending + gold)
+    assert all(f"review/{t['data']['pair_id']}.png" in objects for t in tasks)
+    assert ("review/gold.jsonl" in objects) == bool(gold)
 
     again = _run("s3://pairs-out/runs/one", manifest, s3_server, workdir)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -8,6 +8,7 @@ never touches a record that is already there (it may hold a verdict). Pairs, tas
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import uuid
@@ -18,7 +19,9 @@ from typing import TextIO
 
 import pyarrow.compute as pc
 
+from reid_ray.config import ReviewConfig
 from reid_ray.names import packet_file_name
+from reid_ray.review.gold import GOLD_FILE, gold_answer, gold_record, merged_gold_lines
 from reid_ray.review.json_stream import JsonArrayWriter, JsonStreamError, iter_json_array
 from reid_ray.review.pair_stream import pair_batches, pair_files
 
@@ -31,7 +34,12 @@ TASKS_FILE = "tasks.json"
 CONFIG_FILE = "labeling_config.xml"
 RECORDS_FILE = "records.jsonl"
 PENDING_REVIEW = "pending_review"  # the PAIR label of the pairs sent here
-REVIEW_COLUMNS = ("pair_id", "category", "confidence", "gap_s", "a_bbox", "b_bbox")  # all the files show
+REVIEW_COLUMNS = ("pair_id", "label", "verified_by", "kind", "category", "confidence", "gap_s",
+                  "a_bbox", "b_bbox", "a_score", "b_score")  # what the files show and what picks gold questions
+COMPLETED = "completed"
+# The seed's record holds one yes/no answer per judged view, keyed segment<N>_image_<N>; a pair's packet is one view.
+ANSWER_KEY = "segment1_image_1"
+ANSWERS = {"Same": "yes", "Different": "no", "Unsure": "unsure"}
 
 
 class ReviewFileError(ValueError):
@@ -55,8 +63,15 @@ def labeling_config_xml() -> str:
 """
 
 
+# Label Studio serves LOCAL_FILES_DOCUMENT_ROOT/<d> here (LOCAL_FILES_SERVING_ENABLED=true); file names are
+# URL-safe (reid_ray.names), so ``d`` needs no quoting.
+LOCAL_FILES_URL = "/data/local-files/?d="
+
+
 def default_image_uri(prefix: str = "") -> Callable[[Mapping], str]:
-    """``<prefix><pair_id>.png``: relative to review_dir by default; a URL or storage prefix for hosted images."""
+    """``<prefix><pair_id>.png``: relative to review_dir by default; a URL or storage prefix for hosted images:
+    ``LOCAL_FILES_URL + "review/"`` when Label Studio's local files are rooted at the job's --out, ``s3://.../review/``
+    for an S3 source storage."""
     return lambda pair: f"{prefix}{packet_file_name(pair['pair_id'])}"
 
 
@@ -66,15 +81,20 @@ def tasks_json(pairs: Iterable[Mapping], image_uri_for: Callable[[Mapping], str]
 
 
 def task(pair: Mapping, image_uri_for: Callable[[Mapping], str]) -> dict:
+    """Plain JSON only: an unfitted calibration's confidence is NaN, which a browser's JSON.parse refuses (null)."""
     return {
         "data": {
             "image": image_uri_for(pair),
             "pair_id": pair["pair_id"],
             "category": pair.get("category"),
-            "confidence": _round(pair.get("confidence"), 3),
-            "gap_s": _round(pair.get("gap_s"), 3),
+            "confidence": _json_number(_round(pair.get("confidence"), 3)),
+            "gap_s": _json_number(_round(pair.get("gap_s"), 3)),
         }
     }
+
+
+def _json_number(v: float | None) -> float | None:
+    return v if v is None or math.isfinite(v) else None
 
 
 def classification_id(pair_id: str) -> str:
@@ -94,16 +114,23 @@ def review_records(
 
 
 def review_record(pair: Mapping, project_title: str, created_at: str, image_uri_for: Callable[[Mapping], str]) -> dict:
+    """The seed's record, field for field (answer null and status pending until a verdict is in), then the
+    pair id and the packet it shows."""
     return {
         "project_title": project_title,
         "classification_id": classification_id(pair["pair_id"]),
+        ANSWER_KEY: None,
         "segment": [_segment(pair, "a"), _segment(pair, "b")],
         "created_at": created_at,
         "status": PENDING,
         "pair_id": pair["pair_id"],
-        "verdict": None,
         "image": image_uri_for(pair),
     }
+
+
+def completed_record(record: dict, verdict: str) -> dict:
+    """``record`` with the verdict in (``Same`` / ``Different``, as yes / no) and status completed."""
+    return {**record, ANSWER_KEY: ANSWERS[verdict], "status": COMPLETED}
 
 
 def _segment(pair: Mapping, side: str) -> dict:
@@ -112,7 +139,7 @@ def _segment(pair: Mapping, side: str) -> dict:
     return {
         "bbox": [_round(v, 2) for v in pair[f"{side}_bbox"]],
         "class": cat,
-        "score": _round(pair.get("confidence"), 3),
+        "score": _round(pair.get(f"{side}_score"), 3),  # the detector's, as the seed records it
     }
 
 
@@ -120,12 +147,24 @@ def _round(v: float | None, nd: int) -> float | None:
     return None if v is None else round(float(v), nd)
 
 
-def pending_pairs(pairs_dir: str | Path) -> Iterator[dict]:
-    """The pending_review rows of ``pairs_dir/*.parquet``, in file then row order, read a batch at a time with only
-    the columns the review files show."""
-    batches = pair_batches(pair_files(pairs_dir), columns=list(REVIEW_COLUMNS), filter=pc.field("label") == PENDING_REVIEW)
+REVIEW_FILTER = (pc.field("label") == PENDING_REVIEW) | ((pc.field("kind") == "match") & (pc.field("verified_by") == "auto"))
+
+
+def pending_pairs(pairs_dir: str | Path, cfg: ReviewConfig | None = None) -> Iterator[dict]:
+    """What goes to review from ``pairs_dir/*.parquet``, in file then row order, read a batch at a time with only
+    the columns the review files show: the pending_review rows, and the gold questions (``gold`` set to the
+    expected verdict) among the auto-decided matches."""
+    return review_pairs(pair_batches(pair_files(pairs_dir), columns=list(REVIEW_COLUMNS), filter=REVIEW_FILTER), cfg or ReviewConfig())
+
+
+def review_pairs(batches: Iterable, cfg: ReviewConfig) -> Iterator[dict]:
+    """Batches of REVIEW_COLUMNS rows (pending and auto-decided matches) -> the rows that go to review."""
     for batch in batches:
-        yield from batch.to_pylist()
+        for pair in batch.to_pylist():
+            if pair["label"] == PENDING_REVIEW:
+                yield pair
+            elif (expected := gold_answer(pair, cfg)) is not None:
+                yield {**pair, "gold": expected}
 
 
 def write_review_outputs(
@@ -147,6 +186,7 @@ def write_review_outputs(
     # review, which is bounded by what annotators can answer, like the verdicts; the records themselves stream.
     # A sorted merge would not do: the files keep their order (old entries first, new ones appended).
     where: dict[str, int] = {}
+    gold: list[dict] = []  # a small share of the auto-decided matches: bounded like the tasks
     given = added = total = 0
     with _atomic_files(tasks_path, records_path) as (tasks_out, records_out):
         tasks = JsonArrayWriter(tasks_out)
@@ -165,13 +205,17 @@ def write_review_outputs(
             where[p["pair_id"]] = flags | _GIVEN
             if not flags & _IN_TASKS:
                 tasks.add(task(p, image_for))
-            if not flags & _IN_RECORDS:
+            if p.get("gold"):  # a gold question: its answer goes to gold.jsonl, it gets no record
+                gold.append(gold_record(p, p["gold"]))
+            elif not flags & _IN_RECORDS:
                 records_out.write(json.dumps(review_record(p, project_title, created_at, image_for), ensure_ascii=False) + "\n")
                 added += 1
         tasks.close()
         tasks_out.write("\n")
         atomic_write_text(review_dir / CONFIG_FILE, labeling_config_xml())
-    return {"given": given, "added": added, "total": total + added, "review_dir": str(review_dir)}
+        if gold or (review_dir / GOLD_FILE).exists():
+            atomic_write_text(review_dir / GOLD_FILE, merged_gold_lines(review_dir / GOLD_FILE, gold))
+    return {"given": given, "added": added, "total": total + added, "gold": len(gold), "review_dir": str(review_dir)}
 
 
 _IN_TASKS, _IN_RECORDS, _GIVEN = 1, 2, 4

@@ -91,10 +91,11 @@ def render_pair_png(
 
 
 def pair_title(pair: Mapping) -> str:
-    """The question in the header, e.g. "Same person? conf 0.81 · gap 10 s"."""
+    """The question in the header, e.g. "Same person? · gap 10 s". The model's confidence is not shown: it would
+    anchor the annotator and give the gold questions (very sure pairs) away."""
     cats = str(pair.get("category") or "entity").split("|")
     what = cats[0] if len(set(cats)) == 1 else "entity (" + " / ".join(cats) + ")"
-    return f"Same {what}? conf {float(pair['confidence']):.2f} · gap {_fmt_seconds(float(pair['gap_s']))} s"
+    return f"Same {what}? · gap {_fmt_seconds(float(pair['gap_s']))} s"
 
 
 def render_pair_row(

@@ -11,7 +11,7 @@ import os
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,9 +23,20 @@ import pyarrow.parquet as pq
 
 from reid_ray.io import write_json_atomic
 from reid_ray.review.json_stream import JsonStreamError, iter_json_array
-from reid_ray.review.label_studio import atomic_write_text
+from reid_ray.config import ReviewConfig
+from reid_ray.names import packet_file_name
+from reid_ray.review.gold import GOLD_FILE, read_gold
+from reid_ray.review.label_studio import (
+    ANSWER_KEY,
+    COMPLETED,
+    RECORDS_FILE,
+    TASKS_FILE,
+    atomic_write_text,
+    completed_record,
+    iter_records,
+)
 from reid_ray.review.pair_stream import FirstSeen, PairFileError, pair_batches, pair_files
-from reid_ray.schemas import LABELS, PAIR, VERIFIED_BY
+from reid_ray.schemas import LABELS, NOBODY_YET, PAIR, VERIFIED_BY
 
 SAME, DIFFERENT, UNSURE = "Same", "Different", "Unsure"
 _WORDS = {"same": SAME, "yes": SAME, "different": DIFFERENT, "no": DIFFERENT, "unsure": UNSURE}
@@ -46,23 +57,31 @@ class Verdict:
     verdict: str  # Same / Different / Unsure
     annotator: str | None
     source: str  # where it was read, for messages: "file line 3", "file task 2"
+    lead_time: float | None = None  # seconds the annotator spent (Label Studio's lead_time), when known
+    adjudication: bool = False  # given on an adjudication task: it decides its pair
 
 
 @dataclass
 class VerdictSet:
-    path: Path
+    path: Path | list[Path]
     verdicts: list[Verdict] = field(default_factory=list)
     cancelled: int = 0  # Label Studio annotations with was_cancelled (skipped tasks)
     unanswered: int = 0  # records whose verdict is still null
 
     def by_pair(self) -> dict[str, list[Verdict]]:
         """Verdicts per pair; one annotator's later verdict on a pair replaces their earlier one
-        (a corrected answer, or the same export read twice, must not count twice)."""
+        (a corrected answer, or the same export read twice, must not count twice). An adjudicator's verdict
+        is kept apart from the same person's first-round one."""
         out: dict[str, dict[Any, Verdict]] = {}
         for i, v in enumerate(self.verdicts):
-            key = v.annotator if v.annotator is not None else ("anonymous", i)
+            key = (v.annotator if v.annotator is not None else ("anonymous", i), v.adjudication)
             out.setdefault(v.pair_id, {})[key] = v
         return {pid: list(vs.values()) for pid, vs in out.items()}
+
+    def without(self, annotators: Container[str]) -> VerdictSet:
+        """The same set less the verdicts of ``annotators`` (dropped for failing the gold questions)."""
+        kept = [v for v in self.verdicts if v.annotator not in annotators]
+        return VerdictSet(self.path, kept, self.cancelled, self.unanswered)
 
     @property
     def votes(self) -> dict[str, list[str]]:
@@ -72,8 +91,19 @@ class VerdictSet:
 # ---------------------------------------------------------------- reading
 
 
-def read_verdicts(path: str | Path) -> VerdictSet:
-    """A Label Studio JSON export (a list) or JSON Lines records; the format is told from the first character."""
+def read_verdicts(path: str | Path | Sequence[str | Path]) -> VerdictSet:
+    """A Label Studio JSON export (a list) or JSON Lines records; the format is told from the first character.
+    Several files (a first round and an adjudication round, several projects) read as one set, in order."""
+    if not isinstance(path, (str, Path)):
+        sets = [read_verdicts(p) for p in path]
+        if not sets:
+            raise VerdictFileError("no verdict file given")
+        merged = VerdictSet([Path(p) for p in path])
+        for vs in sets:
+            merged.verdicts += vs.verdicts
+            merged.cancelled += vs.cancelled
+            merged.unanswered += vs.unanswered
+        return merged
     path = Path(path)
     if not path.is_file():
         raise VerdictFileError(f"{path}: no such verdict file")
@@ -111,6 +141,7 @@ def _read_json_export(path: Path, f: TextIO) -> VerdictSet:
 
 def _add_task(out: VerdictSet, task: dict, where: str) -> None:
     pair_id = _pair_id(task.get("data"), where, "data.pair_id")
+    adjudication = bool(task["data"].get("adjudication"))
     annotations = task.get("annotations") or []
     if not isinstance(annotations, list):
         raise VerdictFileError(f"{where}: 'annotations' must be a list")
@@ -123,7 +154,8 @@ def _add_task(out: VerdictSet, task: dict, where: str) -> None:
             continue
         choice = _choice_of(ann.get("result") or [], here)
         if choice is not None:
-            out.verdicts.append(Verdict(pair_id, _normalise(choice, here), _annotator(ann.get("completed_by")), here))
+            out.verdicts.append(Verdict(pair_id, _normalise(choice, here), _annotator(ann.get("completed_by")), here,
+                                        _seconds(ann.get("lead_time")), adjudication))
 
 
 def _choice_of(results: list, where: str) -> str | None:
@@ -159,12 +191,14 @@ def _read_jsonl(path: Path, f: TextIO) -> VerdictSet:
 
 def _add_record(out: VerdictSet, record: dict, where: str) -> None:
     pair_id = _pair_id(record, where, "pair_id")
-    if "verdict" not in record:
-        raise VerdictFileError(f"{where}: no 'verdict' key (use null for a pair not answered yet)")
-    if record["verdict"] is None:
+    key = "verdict" if "verdict" in record else ANSWER_KEY  # a JSON_MIN export, or the seed's review record
+    if key not in record:
+        raise VerdictFileError(f"{where}: no 'verdict' or '{ANSWER_KEY}' key (use null for a pair not answered yet)")
+    if record[key] is None:
         out.unanswered += 1
         return
-    out.verdicts.append(Verdict(pair_id, _normalise(record["verdict"], where), _annotator(record.get("annotator")), where))
+    out.verdicts.append(Verdict(pair_id, _normalise(record[key], where), _annotator(record.get("annotator")), where,
+                                _seconds(record.get("lead_time")), bool(record.get("adjudication"))))
 
 
 def _pair_id(obj: Any, where: str, name: str) -> str:
@@ -179,6 +213,13 @@ def _normalise(value: Any, where: str) -> str:
     if word is None:
         raise VerdictFileError(f"{where}: verdict {value!r} is not one of Same, Different, Unsure (or yes/no)")
     return word
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _annotator(value: Any) -> str | None:
@@ -214,11 +255,16 @@ def resolve(verdicts: VerdictSet, pairs: Iterable[Mapping | str]) -> Resolution:
 
 
 def tally(by_pair: dict[str, list[Verdict]]) -> tuple[dict[str, str], dict[str, dict]]:
-    """Per pair with verdicts, whether mined or not: its majority (pair_id -> Same / Different) or, on a tie,
-    its conflict entry (pair_id -> {"pair_id", "votes", "ballots"})."""
+    """Per pair with verdicts, whether mined or not: the adjudicator's last Same / Different if there is one,
+    else the majority (pair_id -> Same / Different), or, on a tie, its conflict entry
+    (pair_id -> {"pair_id", "votes", "ballots"})."""
     decided, conflicts = {}, {}
     for pid, vs in by_pair.items():
-        counts = Counter(v.verdict for v in vs)
+        ruled = [v.verdict for v in vs if v.adjudication and v.verdict != UNSURE]
+        if ruled:
+            decided[pid] = ruled[-1]
+            continue
+        counts = Counter(v.verdict for v in vs if not v.adjudication)
         if counts[SAME] == counts[DIFFERENT]:
             conflicts[pid] = {"pair_id": pid, "votes": {k: counts[k] for k in (SAME, DIFFERENT, UNSURE)}, "ballots": _ballots(vs)}
         else:
@@ -237,7 +283,7 @@ def _unknown(by_pair: dict[str, list[Verdict]], known: Container[str]) -> list[d
 
 
 def _ballots(vs: list[Verdict]) -> list[dict]:
-    return [{"verdict": v.verdict, "annotator": v.annotator, "source": v.source} for v in vs]
+    return [{"verdict": v.verdict, "annotator": v.annotator, "source": v.source, "adjudication": v.adjudication} for v in vs]
 
 
 def human_label(verdict: str, category: str) -> str:
@@ -286,40 +332,117 @@ def _unique_batches(files: list[Path]) -> Iterator[pa.RecordBatch]:
             raise ReviewInputError(str(err)) from None
 
 
-def form_final_pairs(out_dir: str | Path, verdicts_path: str | Path) -> dict:
+def form_final_pairs(out_dir: str | Path, verdicts_path: str | Path | Sequence[str | Path], review: ReviewConfig | None = None) -> dict:
     """Fold the verdicts into ``out_dir/pairs`` and write ``out_dir/final_pairs``; returns the summary.
-    Pairs stream through batch by batch; only the verdicts and the pair ids they name are held."""
+    Pairs stream through batch by batch; only the verdicts and the pair ids they name are held.
+    ``review``: the QA settings (default: the run's own, from ``out_dir/_run.json``)."""
+    from reid_ray.review.qa import qa_report
+
     out_dir = Path(out_dir)
     files = _pair_files(out_dir)
+    cfg = review or run_review_config(out_dir)
     verdicts = read_verdicts(verdicts_path)
-    by_pair = verdicts.by_pair()
+    gold = read_gold(out_dir / "review" / GOLD_FILE)
+    qa = qa_report(verdicts, gold, cfg)
+    counted = verdicts.without(set(qa.low_accuracy)) if cfg.on_low_accuracy == "drop" else verdicts
+    by_pair = counted.by_pair()
     decided, conflicts = tally(by_pair)
     dest = out_dir / "final_pairs"
     fold = _fold_pairs(files, by_pair, decided, dest / "pairs.parquet")
 
     pending = {pid for pid, is_pending in fold.voted.items() if is_pending}
+    by_humans = {pid: decided[pid] for pid in pending if pid in decided}
     conflicts_out = [c for pid, c in conflicts.items() if pid in pending]
     unknown = _unknown(by_pair, fold.voted)
     atomic_write_text(dest / "conflicts.jsonl", _jsonl(conflicts_out))
+    n_adjudication_tasks = write_adjudication_tasks(conflicts_out, out_dir / "review" / TASKS_FILE, dest / ADJUDICATION_TASKS_FILE)
     atomic_write_text(dest / "unknown_verdicts.jsonl", _jsonl(unknown))
+    write_json_atomic(qa.as_dict(), dest / QA_FILE)
+    completed = complete_records(out_dir / "review" / RECORDS_FILE, by_humans)
     labels, verified = fold.labels, fold.verified_by
     summary = {
-        "verdicts_file": str(Path(verdicts_path)),
+        "verdicts_file": [str(p) for p in verdicts.path] if isinstance(verdicts.path, list) else str(verdicts.path),
         "pairs": fold.pairs,
         "by_label": {k: labels.get(k, 0) for k in LABELS} | {k: n for k, n in labels.items() if k not in LABELS},
-        "by_verified_by": {k: verified.get(k, 0) for k in VERIFIED_BY} | {k: n for k, n in verified.items() if k not in VERIFIED_BY},
+        "by_verified_by": verified_by_counts(verified),
         "verdicts_read": len(verdicts.verdicts),
+        "verdicts_dropped": len(verdicts.verdicts) - len(counted.verdicts),
         "cancelled_annotations": verdicts.cancelled,
         "unanswered_records": verdicts.unanswered,
-        "decided_by_humans": sum(1 for pid in decided if pid in pending),
+        "decided_by_humans": len(by_humans),
+        "decided_by_adjudication": sum(1 for pid in by_humans if any(v.adjudication and v.verdict != UNSURE for v in by_pair[pid])),
         "conflicts": len(conflicts_out),
+        "adjudication_tasks": n_adjudication_tasks,
         "unknown_verdicts": len(unknown),
+        "gold_verdicts": sum(1 for v in counted.verdicts if v.pair_id in gold),
         "verdicts_on_auto_pairs": len(fold.voted) - len(pending),  # kept auto: humans review only what was routed to them
         "still_pending": labels.get(PENDING, 0),
         "pending_without_verdict": fold.pending_without_verdict,
+        "records_completed": completed,
+        "low_accuracy_annotators": qa.low_accuracy,
     }
     write_json_atomic(summary, dest / "summary.json")
     return summary
+
+
+ADJUDICATION_TASKS_FILE = "adjudication_tasks.json"
+QA_FILE = "qa.json"
+
+
+def run_review_config(out_dir: Path) -> ReviewConfig:
+    """The review settings the run was mined with (``_run.json``), else the defaults."""
+    state = out_dir / "_run.json"
+    if state.exists():
+        review = (json.loads(state.read_text()).get("config") or {}).get("review")
+        if isinstance(review, dict):
+            return ReviewConfig.model_validate(review)
+    return ReviewConfig()
+
+
+def verified_by_counts(counts: Mapping) -> dict[str, int]:
+    """Who decided, counted honestly: auto, human, and nobody yet (a null verified_by: still pending)."""
+    out = {k: counts.get(k, 0) for k in VERIFIED_BY} | {NOBODY_YET: counts.get(None, 0)}
+    return out | {k: n for k, n in counts.items() if k is not None and k not in VERIFIED_BY}
+
+
+def write_adjudication_tasks(conflicts: list[dict], tasks_path: Path, dest: Path) -> int:
+    """Each conflict as a Label Studio task of its own (``data.adjudication`` true, the first round's ballots
+    shown), with the packet image of its first-round task. Rewritten whole each time: a conflict that the
+    adjudicator settled is gone from it, so rounds repeat without duplicates."""
+    wanted = {c["pair_id"]: c for c in conflicts}
+    images: dict[str, str] = {}
+    if wanted and tasks_path.exists():
+        with tasks_path.open(encoding="utf-8") as f:
+            for t in iter_json_array(f):
+                if t["data"]["pair_id"] in wanted:
+                    images[t["data"]["pair_id"]] = t["data"]["image"]
+    tasks = [
+        {"data": {"image": images.get(pid, packet_file_name(pid)), "pair_id": pid, "adjudication": True,
+                  "first_round": ", ".join(f"{k} {n}" for k, n in c["votes"].items() if n)}}
+        for pid, c in wanted.items()
+    ]
+    atomic_write_text(dest, json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")
+    return len(tasks)
+
+
+def complete_records(path: Path, verdicts: Mapping[str, str]) -> int:
+    """Mark the review records whose pair humans decided as completed (the seed's answer filled), streaming the
+    file through a temp file; records already completed take the latest verdict. Returns how many are completed."""
+    if not path.exists():
+        return 0
+    n = 0
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            for rec in iter_records(path):
+                if rec["pair_id"] in verdicts:
+                    rec = completed_record(rec, verdicts[rec["pair_id"]])
+                n += rec.get("status") == COMPLETED
+                out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return n
 
 
 @dataclass

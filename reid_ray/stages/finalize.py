@@ -24,6 +24,7 @@ from reid_ray.storage import OutPath, S3Path, out_root, upload_file
 from reid_ray.names import packet_file_name
 from reid_ray.pipeline import StageClock
 from reid_ray.records import rle_to_mask
+from reid_ray.review.gold import gold_answer
 from reid_ray.schemas import CANDIDATE, ERROR, PAIR, PROPOSAL, error_row, table_from_rows
 from reid_ray.stages.propose import make_router, route_proposals
 from reid_ray.video.decode import local_video, read_frames
@@ -37,10 +38,11 @@ class MissingOutputError(RuntimeError):
 
 
 def render_review_packets(pairs: list[dict], candidates: dict[str, dict], uri: str, cfg: PairsJobConfig, review_dir: OutPath) -> None:
-    """One PNG per pair routed to humans (skipping those an earlier run drew), decoding only the frames needed."""
+    """One PNG per pair given (those routed to humans and the gold questions), skipping those an earlier run drew,
+    decoding only the frames needed."""
     from reid_ray.review.packets import render_pair_row
 
-    pending = [p for p in pairs if p["label"] == "pending_review" and not (review_dir / packet_file_name(p['pair_id'])).exists()]
+    pending = [p for p in pairs if not (review_dir / packet_file_name(p['pair_id'])).exists()]
     if not pending:
         return
     frames_needed = sorted({p["a_frame"] for p in pending} | {p["b_frame"] for p in pending})
@@ -141,12 +143,13 @@ class RouteVideo:
             # The model stage proposed each clip pair's pairs; routing labels them by the run's calibration.
             ids = sorted(cp["clip_pair_id"] for cp in finished)
             pairs = [p for proposals in read_proposals(self.out, video_id, ids) for p in route_proposals(proposals, self.router, video_id)]
-            if any(p["label"] == "pending_review" for p in pairs):
+            to_review = [p for p in pairs if p["label"] == "pending_review" or gold_answer(p, self.cfg.review) is not None]
+            if to_review:
                 by_id = {}  # masks are drawn only for a real segmenter's (render_review_packets)
                 if self.cfg.segmenter.backend == "sam3":
                     columns = [n for n in CANDIDATE.names if n != "embedding"]
                     by_id = {c["candidate_id"]: c for c in read_candidates(self.out, video_id, ids).select(columns).to_pylist()}
-                render_review_packets(pairs, by_id, finished[0]["uri"], self.cfg, self.out / "review")
+                render_review_packets(to_review, by_id, finished[0]["uri"], self.cfg, self.out / "review")
             table = table_from_rows(pairs, PAIR)
             write_table_atomic(table.replace_schema_metadata({ROUTE_KEY: key.encode()}), path)
         except Exception as err:  # one video's failure is its error record; the rest of the corpus goes on

@@ -36,8 +36,8 @@ from reid_ray.stages.clip_pairs import video_rng
 from reid_ray.tracking.bridge import bridged_track_pairs
 from reid_ray.tracking.distances import distance_matrix, frame_angle_distances
 
-# (video, category, distance, static clutter?) -> (label, verified_by, confidence)
-Router = Callable[[str, str, float, bool], tuple[str, str, float]]
+# (video, category, distance, static clutter?) -> (label, verified_by or None while undecided, confidence)
+Router = Callable[[str, str, float, bool], tuple[str, str | None, float]]
 
 
 @dataclass(frozen=True)
@@ -159,10 +159,11 @@ def _side(prefix: str, t: Track, r: dict) -> dict:
         f"{prefix}_bbox": [float(v) for v in r["bbox"]],
         f"{prefix}_candidate_id": r["candidate_id"],
         f"{prefix}_track_id": t.track_id,
+        f"{prefix}_score": float(r["score"]),
     }
 
 
-def pair_row(clip_pair: dict, kind: str, label: str, verified_by: str, confidence: float, distance: float, a: Track, b: Track) -> dict:
+def pair_row(clip_pair: dict, kind: str, label: str, verified_by: str | None, confidence: float, distance: float, a: Track, b: Track) -> dict:
     """Matches show the two views nearest each other; other pairs show each track's typical view."""
     a_view, b_view = a.closest_views(b) if kind == "match" else (a.rep, b.rep)
     category = a.category if a.category == b.category else f"{a.category}|{b.category}"
@@ -183,19 +184,19 @@ def pair_row(clip_pair: dict, kind: str, label: str, verified_by: str, confidenc
 
 
 def threshold_router(cfg: ProposalConfig) -> Router:
-    def route(video_id: str, category: str, distance: float, static: bool) -> tuple[str, str, float]:
+    def route(video_id: str, category: str, distance: float, static: bool) -> tuple[str, str | None, float]:
         confidence = 1.0 - distance
         if confidence >= cfg.accept_threshold and not static:
             return "identical", "auto", confidence
         if confidence < cfg.reject_threshold:
             return "same_category_different_instance", "auto", confidence
-        return "pending_review", "human", confidence  # labelled by a human in form_pairs
+        return "pending_review", None, confidence  # nobody has decided yet: a human will, in form_pairs
 
     return route
 
 
 def calibrated_router(calibration: Calibration) -> Router:
-    def route(video_id: str, category: str, distance: float, static: bool) -> tuple[str, str, float]:
+    def route(video_id: str, category: str, distance: float, static: bool) -> tuple[str, str | None, float]:
         cal = calibration.for_category(category)
         confidence = float(cal.p_same(distance, video_id)) if cal.fitted else float("nan")
         decision = cal.route(distance, video_id)
@@ -203,7 +204,7 @@ def calibrated_router(calibration: Calibration) -> Router:
             return "identical", "auto", confidence
         if decision == "reject":
             return "same_category_different_instance", "auto", confidence
-        return "pending_review", "human", confidence
+        return "pending_review", None, confidence
 
     return route
 
