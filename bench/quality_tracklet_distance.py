@@ -84,7 +84,7 @@ def tracked(stage, clip: dict, det_dir: Path | None):
         shots, _, embeddings, tracklets = stage.track(local, given)
     embs = [np.stack([embeddings[f][i] for f, i in zip(tk.frames, tk.det_index)]) for tk in tracklets]
     compared = [e[tk.clean] if tk.clean.any() else e for e, tk in zip(embs, tracklets)]
-    return {"tracklets": tracklets, "embs": embs, "compared": compared, "shots": shots, "n_frames": info.n_frames}
+    return {"tracklets": tracklets, "embs": embs, "compared": compared, "shots": shots, "n_frames": info.n_frames, "info": info}
 
 
 def clustered(stage, t: dict, dist, threshold: float):
@@ -100,12 +100,12 @@ def clustered(stage, t: dict, dist, threshold: float):
 def identities_of(stage, t: dict, identity, work: Path, vid: str):
     """The job's MOT rows for these tracklets with these identities (interpolated gaps included)."""
     from reid_ray.metrics.mot import read_mot
+    from reid_ray.tracking.exports import MOT_FILE, VideoTracks, write_mot
 
     filled = stage.filled(t["tracklets"], identity, t["shots"], t["n_frames"])
-    out = work / "scratch" / vid
-    out.mkdir(parents=True, exist_ok=True)
-    stage.write_tables(out, vid, t["tracklets"], identity, t["embs"], filled)
-    return read_mot(out / "identities.txt")
+    path = work / "scratch" / vid / MOT_FILE
+    write_mot(VideoTracks.from_tracklets(vid, t["info"], t["tracklets"], identity, filled), path)
+    return read_mot(path)
 
 
 def main() -> int:

@@ -2,16 +2,20 @@
 
     python jobs/reid_videos.py --videos PATH_OR_S3 --out DIR [--detections DIR] [--config configs/reid_local.yaml]
     python jobs/reid_videos.py --videos clip.mpg --out runs/reid --set sources.default_license=CAVIAR-research
+    python jobs/reid_videos.py --videos DIR --out runs/reid --formats mot,coco_vis,yolo,cvat
 
 ``--detections DIR`` takes persons from ``DIR/<video_id>.txt`` (MOTChallenge public detections) instead of
-the segmenter. Outputs per video under ``OUT/<video_id>/``. An id that is no plain file name (too long, other
-characters, a name of the job's own files) is replaced in both paths by ``reid_ray.names.safe_name(id)``;
-reruns skip finished videos and refuse another configuration. Exit codes: 2 bad config or input, 1 no video
-has results (all refused or failed; the reasons are printed), 130 interrupted (rerun with the same --out).
+the segmenter. ``--formats`` chooses the identity files (``outputs.track_formats``, default mot: identities.txt;
+coco_vis, yolo, cvat: reid_ray.tracking.exports). Outputs per video under ``OUT/<video_id>/``. An id that is no
+plain file name (too long, other characters, a name of the job's own files) is replaced in both paths by
+``reid_ray.names.safe_name(id)``; reruns skip finished videos and refuse another configuration. Exit codes: 2 bad
+config or input, 1 no video has results (all refused or failed; the reasons are printed), 130 interrupted (rerun
+with the same --out).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from reid_ray.models.download import DownloadError  # noqa: E402
 from reid_ray.reid_config import ReidJobConfig  # noqa: E402
 from reid_ray.reid_job import NO_RESULTS_EXIT_CODE, run_reid_job  # noqa: E402
 from reid_ray.run_state import INTERRUPTED, INTERRUPTED_EXIT_CODE  # noqa: E402
+from reid_ray.tracking.exports import TRACK_FORMATS  # noqa: E402
 from reid_ray.video.sources import SourceError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,13 +38,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--videos", required=True, help="file, folder, s3://bucket/prefix or manifest")
     p.add_argument("--out", default="runs/reid", help="output directory (reruns resume here)")
     p.add_argument("--detections", default=None, help="folder of MOTChallenge public detections <video_id>.txt")
+    p.add_argument("--formats", default=None, metavar="F1,F2", help=f"identity files to write, of {','.join(TRACK_FORMATS)} "
+                   "(overrides the profile's outputs.track_formats)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field, e.g. clustering.threshold=0.2")
     return p.parse_args(argv)
 
 
+def overrides(args: argparse.Namespace) -> list[str]:
+    """--set items, then --formats as the override of outputs.track_formats (validated with the config)."""
+    if args.formats is None:
+        return list(args.set)
+    return [*args.set, f"outputs.track_formats={json.dumps([f.strip() for f in args.formats.split(',') if f.strip()])}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = load_config_or_exit(args.config, args.set, ReidJobConfig)
+    cfg = load_config_or_exit(args.config, overrides(args), ReidJobConfig)
     try:
         report = run_reid_job(cfg, args.videos, Path(args.out), args.detections)
     except (ConfigError, SourceError, DownloadError, FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError) as err:

@@ -108,16 +108,21 @@ def write_table_atomic(table: pa.Table, path: OutPath) -> OutPath:
     return path
 
 
-def write_json_atomic(obj, path: OutPath) -> OutPath:
+def write_text_atomic(text: str, path: OutPath) -> OutPath:
+    """``write_table_atomic`` for text (UTF-8): a reader sees the old file or the new one."""
     if isinstance(path, S3Path):
-        path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+        path.write_text(text)
         return path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def write_json_atomic(obj, path: OutPath) -> OutPath:
+    return write_text_atomic(json.dumps(obj, indent=2, sort_keys=True, default=str), path)
 
 
 def _parquet_files(root: OutPath):

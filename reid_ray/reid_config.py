@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from reid_ray.config import (
     EmbedderConfig,
@@ -21,6 +21,7 @@ from reid_ray.config import (
     Strict,
 )
 from reid_ray.tracking.distances import TrackletDistanceConfig
+from reid_ray.tracking.exports import TRACK_FORMATS, TrackFormat
 
 
 class ShotsConfig(Strict):
@@ -89,6 +90,20 @@ class ClusteringConfig(Strict):
     )
 
 
+class OutputsConfig(Strict):
+    track_formats: list[TrackFormat] = Field(
+        default_factory=lambda: ["mot"], description="Files of each video's identities (reid_ray.tracking.exports): mot "
+        "(identities.txt, MOTChallenge; what reid_ray.metrics and the benches read), coco_vis (YouTube-VIS JSON, masks "
+        "as RLE where the profile has them), yolo (per-frame labels with the track id), cvat (CVAT for video 1.1 XML).",
+    )
+
+    @field_validator("track_formats")
+    @classmethod
+    def _canonical_order(cls, v: list[str]) -> list[str]:
+        # one order (and no repeats) so that listing the same formats differently is the same configuration
+        return [f for f in TRACK_FORMATS if f in v]
+
+
 class ReidResourcesConfig(Strict):
     video: StageResources = Field(default_factory=StageResources, description="The per-video actor.")
     ray_address: str | None = Field(None, description="None: join a running cluster if any, else start a local one.")
@@ -104,6 +119,7 @@ class ReidJobConfig(JobConfig):
     distance: DistanceConfig = Field(default_factory=DistanceConfig)
     clustering: ClusteringConfig = Field(default_factory=ClusteringConfig)
     resources: ReidResourcesConfig = Field(default_factory=ReidResourcesConfig)
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     embedding_plot: Literal["umap", "pca"] = Field(
         "umap", description="Projection of the embedding figure. pca skips UMAP's JIT compilation (tens of seconds "
         "in each new actor): for quick runs.",

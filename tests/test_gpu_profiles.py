@@ -32,7 +32,8 @@ def test_reid_gpu_profile_tracks_with_sam3_sessions_per_scene(ray_local, tiny_mo
 
     video = generate(SyntheticSpec(video_id="scene", seed=3, n_frames=24, n_people=2, width=224, height=160, cut_every_s=1.5), tmp_path / "v")
     cfg = load_config("configs/reid_gpu.yaml", [*_on_cpu(*tiny_models), "shots.max_shot_frames=8", "embedding_plot=pca",
-                                                "resources.video.num_gpus=0", "resources.video.num_cpus=1"], ReidJobConfig)
+                                                "resources.video.num_gpus=0", "resources.video.num_cpus=1",
+                                                "outputs.track_formats=[mot,coco_vis,cvat]"], ReidJobConfig)
     assert cfg.segmenter.backend == "sam3" and cfg.distance.method == "chamfer"
     report = run_reid_job(cfg, str(video.video_path), tmp_path / "out")
     assert report["failure"] == "" and report["this_run"][0]["status"] == "ok", report["this_run"]
@@ -50,6 +51,9 @@ def test_reid_gpu_profile_tracks_with_sam3_sessions_per_scene(ray_local, tiny_mo
     for lo, hi in frames.itertuples(index=False):
         assert any(start <= lo and hi < end for _, start, end in pieces), (lo, hi, pieces)
     assert video_report["counts"]["n_tracklets"] == len(frames) and video_report["distance"]["method"] == "chamfer"
+    from test_track_exports import assert_masks_exported
+
+    assert_masks_exported(out, 224, 160)  # SAM3's masks in the COCO video JSON and the CVAT XML
 
 
 @pytest.mark.ray

@@ -26,6 +26,8 @@ pytestmark = pytest.mark.ray
 OUTPUTS = ("tracklets.parquet", "identities.txt", "final_reid_output.mp4", "raw_tracklets_output.mp4",
            "cluster_hierarchy_dendrogram.png", "embedding_clusters_umap.png", "patch_maps.png", "report.json")
 BAD_LINE = 5
+# The public-detections run writes every identity format (reid_ray.tracking.exports); test_track_exports reads them.
+ALL_FORMATS = "outputs.track_formats=[mot,coco_vis,yolo,cvat]"
 
 
 def gt_to_public_detections(gt_txt, dest) -> None:
@@ -65,7 +67,7 @@ def _cfg(*extra: str) -> ReidJobConfig:
 def det_run(ray_local, corpus, tmp_path_factory):
     vids, dets, _ = corpus
     out = tmp_path_factory.mktemp("reid_det")
-    return out, run_reid_job(_cfg(), str(vids), out, dets)
+    return out, run_reid_job(_cfg(ALL_FORMATS), str(vids), out, dets)
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +109,12 @@ def test_public_detections_path(det_run, corpus):
     assert {s["video_id"]: s["status"] for s in report["this_run"]} == {"short": "ok", "badline": "error", "broken": "error"}
 
 
+def test_public_detections_path_writes_every_track_format(det_run, corpus):
+    from test_track_exports import assert_exports_match_mot
+
+    assert_exports_match_mot(det_run[0] / "short", corpus[2].spec.width, corpus[2].spec.height)
+
+
 def test_error_records(det_run):
     out, _ = det_run
     errors = {e["video_id"]: e for e in read_tables(list((out / "errors").glob("*.parquet")), ERROR).to_pylist()}
@@ -119,7 +127,7 @@ def test_rerun_skips_finished(det_run, corpus):
     out, _ = det_run
     vids, dets, _ = corpus
     stamp = (out / "short" / "report.json").stat().st_mtime_ns
-    report = run_reid_job(_cfg(), str(vids), out, dets)
+    report = run_reid_job(_cfg(ALL_FORMATS), str(vids), out, dets)
     assert report["videos"]["processed_this_run"] == 2  # only the two failed videos are retried
     assert (out / "short" / "report.json").stat().st_mtime_ns == stamp
 

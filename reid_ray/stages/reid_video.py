@@ -38,6 +38,7 @@ from reid_ray.schemas import BBOX, ERROR, error_row, table_from_rows
 from reid_ray.tracking.associate import AssociationParams
 from reid_ray.tracking.clustering import cluster_hierarchy, cluster_with_anchors, temporal_overlap
 from reid_ray.tracking.distances import distance_matrix, sharded_distance_matrix
+from reid_ray.tracking.exports import VideoTracks, write_track_exports
 from reid_ray.tracking.interpolate import fill_gaps, shot_index
 from reid_ray.tracking.public_detections import (
     DetectionsFormatError,
@@ -73,13 +74,6 @@ def video_errors_path(out: Path, video_id: str) -> Path:
 
 def is_finished(out: Path, video_id: str) -> bool:
     return (video_dir(out, video_id) / "report.json").exists()
-
-
-def _mot_row(frame: int, ident: int, box: np.ndarray, score: float) -> tuple[int, int, str]:
-    """(sort keys, line) of one MOTChallenge row: 1-based frames and pixels (see reid_ray.tracking.public_detections)."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    f, i = int(frame) + 1, int(ident)
-    return f, i, f"{f},{i},{x1 + 1:.2f},{y1 + 1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{float(score):.4f},-1,-1,-1"
 
 
 PATCH_MAPS = "patch_maps.png"
@@ -171,7 +165,9 @@ class ReidVideoStage:
             identity = labels + 1  # MOTChallenge ids start at 1
             filled = self.filled(tracklets, identity, shots, info.n_frames) if given is None else []
             t = time.perf_counter()
-            self.write_tables(out, vid, tracklets, identity, embs, filled)
+            self.write_tables(out, vid, tracklets, identity, embs)
+            exports = write_track_exports(out, self.cfg.outputs.track_formats,
+                                          VideoTracks.from_tracklets(vid, info, tracklets, identity, filled, detections))
             figures = self.write_figures(out, vid, tracklets, identity, embs, z, in_tree)
             if self.write_patch_maps(out, local, tracklets, identity, detections, vid):
                 figures["patch_maps"] = PATCH_MAPS
@@ -202,6 +198,7 @@ class ReidVideoStage:
             "distance": {**self.cfg.distance.model_dump(), "sharded": sharded},
             "clustering": self.cfg.clustering.model_dump(),
             "figures": figures,
+            "track_exports": exports,
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
             # what the pictures and videos cost, as a share of the video's run so far
             "outputs_share": round((timings["figures_s"] + timings["videos_s"]) / max(time.perf_counter() - t0, 1e-9), 3),
@@ -373,21 +370,14 @@ class ReidVideoStage:
                 out.append((ident, f, v))
         return out
 
-    def write_tables(self, out: Path, vid: str, tracklets: list[Tracklet], identity: np.ndarray, embs: list[np.ndarray],
-                     filled: Sequence[tuple] = ()) -> None:
-        rows, mot = [], []
+    def write_tables(self, out: Path, vid: str, tracklets: list[Tracklet], identity: np.ndarray, embs: list[np.ndarray]) -> None:
+        """``tracklets.parquet``: what was detected (the identity files, ``exports``, add the boxes filled into gaps)."""
+        rows = []
         for tk, ident, emb in zip(tracklets, identity, embs):
             for f, box, score, e in zip(tk.frames, tk.boxes, tk.scores, emb):
                 rows.append({"video_id": vid, "shot_id": tk.shot_id, "tracklet_id": tk.tracklet_id, "identity": int(ident),
                              "frame": int(f), "bbox": [float(v) for v in box], "score": float(score), "embedding": e.tolist()})
-                mot.append(_mot_row(f, ident, box, score))
-        for ident, frames, values in filled:  # MOTChallenge rows only: tracklets.parquet keeps what was detected
-            mot.extend(_mot_row(f, ident, v[:4], v[4]) for f, v in zip(frames, values))
         write_table_atomic(table_from_rows(rows, TRACKLET), out / "tracklets.parquet")
-        text = "\n".join(line for _, _, line in sorted(mot)) + ("\n" if mot else "")
-        tmp = out / ".identities.txt.tmp"
-        tmp.write_text(text)
-        tmp.replace(out / "identities.txt")
 
     def write_figures(self, out: Path, vid: str, tracklets: list[Tracklet], identity: np.ndarray, embs: list[np.ndarray], z: np.ndarray,
                       in_tree: np.ndarray) -> dict:
