@@ -67,7 +67,8 @@ def pair_row(pid: str, label: str = "pending_review", confidence: float = 0.62) 
         return {f"{s}_video_id": "caviar", f"{s}_frame": frame, f"{s}_t_s": frame / 25, f"{s}_bbox": box,
                 f"{s}_candidate_id": f"{pid}-{s}", f"{s}_track_id": 1, f"{s}_score": 0.9}
 
-    return {"pair_id": pid, "label": label, "confidence": confidence, "verified_by": "auto", "gap_s": 4.8,
+    return {"pair_id": pid, "label": label, "confidence": confidence,
+            "verified_by": None if label == "pending_review" else "auto", "gap_s": 4.8,
             "category": "person", "license": "CAVIAR-research", "clip_pair_id": "cp0", "similarity": 0.8,
             "kind": "match", **side("a", 200, BOX_A), **side("b", 320, BOX_B)}
 
@@ -139,9 +140,9 @@ def test_round_trip_two_annotators_export_form_pairs(label_studio, review_out, p
     second = LabelStudio(label_studio.url)
     second.signup(admin.invite_url(), *SECOND)
     assert second.whoami()["email"] == SECOND[0]
-    for pid, (first_verdict, second_verdict) in VERDICTS.items():
-        admin.annotate(tasks[pid]["id"], first_verdict)
-        second.annotate(tasks[pid]["id"], second_verdict)
+    for i, (pid, (first_verdict, second_verdict)) in enumerate(VERDICTS.items()):
+        admin.annotate(tasks[pid]["id"], first_verdict, lead_time=4.0 + i)
+        second.annotate(tasks[pid]["id"], second_verdict, lead_time=40.0 + i)
 
     export = admin.export(proj.id, tmp_path / "export.json")
     exported = json.loads(export.read_text())
@@ -158,6 +159,28 @@ def test_round_trip_two_annotators_export_form_pairs(label_studio, review_out, p
     assert labels["caviar-auto"] == ("identical", "auto")
     conflicts = [json.loads(line) for line in (final / "conflicts.jsonl").read_text().splitlines()]
     assert [c["pair_id"] for c in conflicts] == ["caviar-p3"]
+
+    # Adjudication: the tie comes back as a task of its own; the adjudicator's verdict wins.
+    assert set_up_project(admin, review_out, review_out.parent).imported == 1
+    assert set_up_project(admin, review_out, review_out.parent).imported == 0
+    adj = [t for t in admin.project_tasks(proj.id) if t["data"].get("adjudication")]
+    assert [t["data"]["pair_id"] for t in adj] == ["caviar-p3"] and adj[0]["data"]["image"] == image.replace("p1", "p3")
+    admin.annotate(adj[0]["id"], "Same", lead_time=9.0)
+    export2 = admin.export(proj.id, tmp_path / "export2.json")
+    proc = subprocess.run([sys.executable, str(ROOT / "jobs/form_pairs.py"), "--out", str(review_out), "--verdicts", str(export2)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    labels = {r["pair_id"]: (r["label"], r["verified_by"]) for r in pq.read_table(final / "pairs.parquet").to_pylist()}
+    assert labels["caviar-p3"] == ("identical", "human") and "(1 by adjudication)" in proc.stdout
+    assert json.loads((final / "adjudication_tasks.json").read_text()) == []
+    records = {r["pair_id"]: r for r in map(json.loads, (review_out / "review/records.jsonl").read_text().splitlines())}
+    assert {pid: r["segment1_image_1"] for pid, r in records.items() if r["status"] == "completed"} == {
+        "caviar-p1": "yes", "caviar-p2": "no", "caviar-p3": "yes"}
+    # QA from Label Studio's own export: lead_time per annotator (the export names them by user id).
+    qa = json.loads((final / "qa.json").read_text())["annotators"]
+    first, other = qa[str(admin.whoami()["id"])], qa[str(second.whoami()["id"])]
+    assert (first["median_s"], first["within_target"], first["adjudications"]) == (5.5, 1.0, 1)
+    assert (other["median_s"], other["within_target"]) == (41.0, 0.0)
 
 
 def test_personal_access_token_and_session_login(label_studio, project):

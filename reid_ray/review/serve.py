@@ -40,6 +40,7 @@ import requests
 
 from reid_ray.review.json_stream import iter_json_array
 from reid_ray.review.label_studio import CONFIG_FILE, LOCAL_FILES_URL, RECORDS_FILE, TASKS_FILE, iter_records
+from reid_ray.review.verdicts import ADJUDICATION_TASKS_FILE
 from reid_ray.run_state import RUN_STATE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -304,10 +305,13 @@ class LabelStudio:
         r = self.request("POST", f"/api/projects/{project_id}/import", f"import {len(tasks)} tasks", json=tasks)
         return int(r.json().get("task_count", len(tasks)))
 
-    def annotate(self, task_id: int, verdict: str, *, from_name: str = "verdict", to_name: str = "packet") -> dict:
-        """One annotation of the review config's single choice, as the labelling page submits it."""
+    def annotate(self, task_id: int, verdict: str, *, lead_time: float | None = None, from_name: str = "verdict",
+                 to_name: str = "packet") -> dict:
+        """One annotation of the review config's single choice, as the labelling page submits it (with the seconds
+        the annotator spent, which the page measures and QA reads)."""
         result = [{"from_name": from_name, "to_name": to_name, "type": "choices", "value": {"choices": [verdict]}}]
-        return self.request("POST", f"/api/tasks/{task_id}/annotations/", f"annotate task {task_id}", json={"result": result}).json()
+        body = {"result": result} | ({"lead_time": lead_time} if lead_time is not None else {})
+        return self.request("POST", f"/api/tasks/{task_id}/annotations/", f"annotate task {task_id}", json=body).json()
 
     def export(self, project_id: int, dest: str | Path, export_type: str = EXPORT_FORMAT) -> Path:
         """The project's annotated tasks in Label Studio's own export format, streamed to ``dest`` (then renamed)."""
@@ -380,19 +384,29 @@ def task_image(image: str, review_dir: Path, document_root: Path) -> str:
 
 
 def review_tasks(review_dir: Path, document_root: Path) -> Iterator[dict]:
-    """DIR/review/tasks.json a task at a time, images as this server sees them."""
-    with (review_dir / TASKS_FILE).open(encoding="utf-8") as f:
-        for t in iter_json_array(f):
-            # NaN or Infinity (tasks.json of older runs) would break the labelling page's JSON.parse
-            data = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in t["data"].items()}
-            if isinstance(data.get("image"), str):
-                data["image"] = task_image(data["image"], review_dir, document_root)
-            yield {**t, "data": data}
+    """DIR/review/tasks.json, then DIR/final_pairs/adjudication_tasks.json when form_pairs left conflicts, a task at
+    a time, images as this server sees them."""
+    adjudication = review_dir.parent / "final_pairs" / ADJUDICATION_TASKS_FILE
+    for path in (review_dir / TASKS_FILE, adjudication):
+        if not path.is_file():
+            continue
+        with path.open(encoding="utf-8") as f:
+            for t in iter_json_array(f):
+                # NaN or Infinity (tasks.json of older runs) would break the labelling page's JSON.parse
+                data = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in t["data"].items()}
+                if isinstance(data.get("image"), str):
+                    data["image"] = task_image(data["image"], review_dir, document_root)
+                yield {**t, "data": data}
+
+
+def task_key(data: dict) -> tuple[str, bool]:
+    """A pair's first-round task and its adjudication task are two tasks."""
+    return data.get("pair_id"), bool(data.get("adjudication"))
 
 
 def set_up_project(ls: LabelStudio, out: str | Path, document_root: str | Path | None = None) -> ReviewProject:
     """The --out's project (made if missing, its labeling config refreshed), its local storage, and the tasks of
-    tasks.json it does not hold yet (by pair_id). Idempotent."""
+    tasks.json (and of final_pairs/adjudication_tasks.json) it does not hold yet (by pair_id and round). Idempotent."""
     out = Path(out).resolve()
     review_dir = out / "review"
     root = Path(document_root).resolve() if document_root else out
@@ -410,12 +424,12 @@ def set_up_project(ls: LabelStudio, out: str | Path, document_root: str | Path |
     pid = int(project["id"])
     if not any(Path(s.get("path") or "") == review_dir for s in ls.local_storages(pid)):
         ls.add_local_storage(pid, review_dir, "reid-ray packets")
-    have = {t["data"].get("pair_id") for t in ls.project_tasks(pid)}
+    have = {task_key(t["data"]) for t in ls.project_tasks(pid)}
     imported, batch = 0, []
     for t in review_tasks(review_dir, root):
-        if t["data"]["pair_id"] in have:
+        if task_key(t["data"]) in have:
             continue
-        have.add(t["data"]["pair_id"])
+        have.add(task_key(t["data"]))
         batch.append(t)
         if len(batch) == IMPORT_BATCH:
             imported += ls.import_tasks(pid, batch)
