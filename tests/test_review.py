@@ -121,7 +121,8 @@ def test_labeling_config_is_valid_xml_with_required_verdict():
 
 def test_tasks_carry_the_keys_the_config_reads():
     (task,) = tasks_json([make_pair("p1")], lambda p: f"s3://b/review/{p['pair_id']}.png")
-    assert task == {"data": {"image": "s3://b/review/p1.png", "pair_id": "p1", "category": "person", "confidence": 0.812, "gap_s": 4.8}}
+    # No confidence: it would anchor the annotator and give gold questions away.
+    assert task == {"data": {"image": "s3://b/review/p1.png", "pair_id": "p1", "category": "person", "gap_s": 4.8}}
 
 
 def test_review_records_exact_form_and_deterministic():

@@ -81,13 +81,13 @@ def tasks_json(pairs: Iterable[Mapping], image_uri_for: Callable[[Mapping], str]
 
 
 def task(pair: Mapping, image_uri_for: Callable[[Mapping], str]) -> dict:
-    """Plain JSON only: an unfitted calibration's confidence is NaN, which a browser's JSON.parse refuses (null)."""
+    """Plain JSON only (a NaN, which a browser's JSON.parse refuses, becomes null). The model's confidence is left
+    out, as on the packet: the data manager shows task fields, and a gold question's would give it away."""
     return {
         "data": {
             "image": image_uri_for(pair),
             "pair_id": pair["pair_id"],
             "category": pair.get("category"),
-            "confidence": _json_number(_round(pair.get("confidence"), 3)),
             "gap_s": _json_number(_round(pair.get("gap_s"), 3)),
         }
     }
