@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from reid_ray.metrics.mot import read_mot
+from reid_ray.mot_format import read_mot
 from reid_ray.video.decode import probe, read_frames
 
 REPO = Path(__file__).resolve().parents[1]

@@ -25,12 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def gt_to_public_detections(gt_txt: Path, dest: Path) -> None:
-    """gt.txt rows -> ``frame,-1,x,y,w,h,1,-1,-1,-1`` (identities dropped)."""
-    rows = (line.split(",") for line in gt_txt.read_text().splitlines())
-    dest.write_text("".join(f"{f[0]},-1,{f[2]},{f[3]},{f[4]},{f[5]},1,-1,-1,-1\n" for f in rows))
-
-
 def tracklets_as_mot(path: Path):
     """The job's tracklets.parquet as a MOTChallenge frame with one id per tracklet (1-based frames and pixels)."""
     import numpy as np
@@ -58,7 +52,8 @@ def main() -> int:
     import numpy as np
 
     from reid_ray.config import load_config
-    from reid_ray.metrics.mot import majority_identity_idf1, mot_metrics, read_mot
+    from reid_ray.metrics.mot import majority_identity_idf1, mot_metrics
+    from reid_ray.mot_format import gt_to_public_detections, read_mot
     from reid_ray.reid_config import ReidJobConfig
     from reid_ray.stages.reid_video import ReidVideoStage
     from reid_ray.video.synthetic import SyntheticSpec, generate

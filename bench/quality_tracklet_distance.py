@@ -43,8 +43,7 @@ THRESHOLDS = [round(0.02 * k, 2) for k in range(1, 31)]
 
 def clips(args) -> dict[str, list[dict]]:
     """Clip sets: {'tune' | 'held-out' | 'real': [{video_id, uri, gt, public}]} (gt: MOTChallenge file)."""
-    from quality_reid_synthetic import gt_to_public_detections
-
+    from reid_ray.mot_format import gt_to_public_detections
     from reid_ray.video.synthetic import SyntheticSpec, generate
 
     work = Path(args.work)
@@ -75,7 +74,7 @@ def tracked(stage, clip: dict, det_dir: Path | None):
     """(tracklets, per-tracklet embeddings compared (clean views where any), per-tracklet all embeddings)."""
     import numpy as np
 
-    from reid_ray.tracking.public_detections import read_public_detections
+    from reid_ray.mot_format import read_public_detections
     from reid_ray.video.decode import local_video, probe
 
     with local_video(clip["uri"], stage.cfg.sources) as local:
@@ -99,8 +98,8 @@ def clustered(stage, t: dict, dist, threshold: float):
 
 def identities_of(stage, t: dict, identity, work: Path, vid: str):
     """The job's MOT rows for these tracklets with these identities (interpolated gaps included)."""
-    from reid_ray.metrics.mot import read_mot
-    from reid_ray.tracking.exports import MOT_FILE, VideoTracks, write_mot
+    from reid_ray.mot_format import read_mot, write_mot
+    from reid_ray.tracking.exports import MOT_FILE, VideoTracks
 
     filled = stage.filled(t["tracklets"], identity, t["shots"], t["n_frames"])
     path = work / "scratch" / vid / MOT_FILE
@@ -126,7 +125,8 @@ def main() -> int:
     from sklearn.metrics import roc_auc_score
 
     from reid_ray.config import load_config
-    from reid_ray.metrics.mot import majority_identities, mot_metrics, read_mot
+    from reid_ray.metrics.mot import majority_identities, mot_metrics
+    from reid_ray.mot_format import read_mot
     from reid_ray.reid_config import ReidJobConfig
     from reid_ray.stages.reid_video import ReidVideoStage
     from reid_ray.tracking.clustering import temporal_overlap

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from reid_ray.config import SourcesConfig
-from reid_ray.metrics.mot import read_mot
+from reid_ray.mot_format import read_mot
 from reid_ray.metrics.pairs import MotGroundTruth, gold_verdict, load_gold, score_pairs_by_video
 
 GOLD = Path(__file__).resolve().parent / "data" / "gold"

@@ -1,4 +1,4 @@
-"""MOTChallenge reading, IDF1/MOTA/HOTA through TrackEval's metric classes, pairwise tracklet scores, the CLI."""
+"""IDF1/MOTA/HOTA through TrackEval's metric classes, pairwise tracklet scores, the CLI."""
 from __future__ import annotations
 
 import contextlib
@@ -13,14 +13,12 @@ import pytest
 
 from reid_ray.metrics.__main__ import main
 from reid_ray.metrics.mot import (
-    MOT_COLUMNS,
-    MotFormatError,
     majority_identities,
     majority_identity_idf1,
     mot_metrics,
     pairwise_tracklet_scores,
-    read_mot,
 )
+from reid_ray.mot_format import MOT_COLUMNS, read_mot
 
 
 def _write(path, rows) -> None:
@@ -41,42 +39,6 @@ def _two_people(frames: int = 10, switch_at: int | None = None) -> list[list]:
         second = 3 if switch_at is not None and f >= switch_at else 2
         rows += [[f, 1, 10, 10, 20, 40], [f, second, 200, 10, 20, 40]]
     return rows
-
-
-# ----------------------------------------------------------------------------------------------- read
-
-
-def test_read_mot_takes_6_to_10_columns_and_skips_blank_and_comment_lines(tmp_path):
-    p = tmp_path / "a.txt"
-    p.write_text("# comment\n1,1,10,20,30,40\n\n2,1,11,20,30,40,0.9,1,0.5\n3, 2, 1, 2, 3, 4, 1, -1, -1, -1\n")
-    df = read_mot(p)
-    assert list(df.columns) == list(MOT_COLUMNS) and len(df) == 3
-    assert df["frame"].tolist() == [1, 2, 3] and df["id"].dtype == np.int64
-    assert df["conf"].tolist() == [1.0, 0.9, 1.0]  # no conf column: counted
-    assert math.isnan(df["visibility"][0]) and df["visibility"][1] == 0.5
-    empty = tmp_path / "empty.txt"
-    empty.write_text("")
-    assert len(read_mot(empty)) == 0
-
-
-@pytest.mark.parametrize(
-    "bad, message",
-    [
-        ("1,1,10,20,30\n", "expected 6 to 10"),
-        ("1,1,10,20,30,40,1,1,1,1,1\n", "expected 6 to 10"),
-        ("1,1,x,20,30,40\n", "not a number"),
-        ("0,1,10,20,30,40\n", "1-based"),
-        ("1,1.5,10,20,30,40\n", "id must be an integer"),
-        ("1,1,10,20,-3,40\n", "negative"),
-        ("1,7,5,5,1,1\n", "id 7 appears twice in frame 1 \\(first on line 1\\)"),
-    ],
-)
-def test_read_mot_names_the_bad_line(tmp_path, bad, message):
-    p = tmp_path / "bad.txt"
-    p.write_text("1,7,0,0,1,1\n\n" + bad)  # the bad row is on line 3 (line numbers count blank lines)
-    with pytest.raises(MotFormatError, match=message) as err:
-        read_mot(p)
-    assert f"{p}:3:" in str(err.value)
 
 
 # -------------------------------------------------------------------------------------------- metrics

@@ -13,7 +13,8 @@ from _paths import require_shared
 
 from reid_ray.config import load_config
 from reid_ray.io import read_tables
-from reid_ray.metrics.mot import mot_metrics, read_mot
+from reid_ray.metrics.mot import mot_metrics
+from reid_ray.mot_format import gt_to_public_detections, read_mot
 from reid_ray.reid_config import ReidJobConfig
 from reid_ray.reid_job import run_reid_job
 from reid_ray.schemas import ERROR
@@ -28,15 +29,6 @@ OUTPUTS = ("tracklets.parquet", "identities.txt", "final_reid_output.mp4", "raw_
 BAD_LINE = 5
 # The public-detections run writes every identity format (reid_ray.tracking.exports); test_track_exports reads them.
 ALL_FORMATS = "outputs.track_formats=[mot,coco_vis,yolo,cvat]"
-
-
-def gt_to_public_detections(gt_txt, dest) -> None:
-    """gt.txt rows -> MOTChallenge public detections ``frame,-1,x,y,w,h,conf,-1,-1,-1`` (ids dropped)."""
-    lines = []
-    for line in gt_txt.read_text().splitlines():
-        f = line.split(",")
-        lines.append(f"{f[0]},-1,{f[2]},{f[3]},{f[4]},{f[5]},1,-1,-1,-1")
-    dest.write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import yaml
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from reid_ray.metrics.mot import read_mot
+from reid_ray.mot_format import read_mot
 from reid_ray.records import Instances, mask_to_rle
 from reid_ray.tracking.exports import (
     COCO_VIS_FILE,

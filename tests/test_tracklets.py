@@ -4,7 +4,6 @@ import pytest
 
 from reid_ray.records import Instances
 from reid_ray.tracking.associate import AssociationParams
-from reid_ray.tracking.public_detections import DetectionsFormatError, read_public_detections
 from reid_ray.tracking.tracklets import build_tracklets, split_segments
 
 SHAPE = (100, 200)
@@ -103,20 +102,6 @@ def test_one_walking_out_and_another_walking_in_at_the_same_edge_are_cut_apart()
         if not at_edge(t):
             assert len({who[f][i] for f, i in zip(t.frames, t.det_index)}) == 1
     assert sum(len(t) for t in tks) == sum(len(w) for w in who)
-
-
-def test_public_detections(tmp_path):
-    p = tmp_path / "v.txt"
-    p.write_text("1,-1,11,21,30,40,0.8,-1,-1,-1\n\n3,-1,1,1,10,10,0.5\n")
-    dets = read_public_detections(p, 4)
-    assert [len(d) for d in dets] == [1, 0, 1, 0]
-    np.testing.assert_allclose(dets[0].boxes[0], [10, 20, 40, 60])  # 1-based -> 0-based pixels
-    p.write_text("1,-1,11,21,30,40,0.8\n2,-1,11,21,-3,40,0.8\n")
-    with pytest.raises(DetectionsFormatError, match=r"v.txt:2: box width"):
-        read_public_detections(p, 4)
-    p.write_text("9,-1,11,21,30,40,0.8\n")
-    with pytest.raises(DetectionsFormatError, match=r"v.txt:1: frame 9 is past"):
-        read_public_detections(p, 4)
 
 
 def test_low_score_boxes_only_continue_tracks():

@@ -11,12 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from reid_ray.metrics.mot import (
-    MotFormatError,
-    mot_metrics,
-    pairwise_tracklet_scores,
-    read_mot,
-)
+from reid_ray.metrics.mot import mot_metrics, pairwise_tracklet_scores
+from reid_ray.mot_format import MotFormatError, read_mot
 
 EXIT_BAD_INPUT = 2
 

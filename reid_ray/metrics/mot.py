@@ -1,5 +1,5 @@
-"""Tracking metrics on MOTChallenge files: IDF1, MOTA and HOTA from TrackEval's own metric classes, and pairwise
-precision/recall of tracklet -> identity assignments.
+"""Tracking metrics on MOTChallenge files (read by ``reid_ray.mot_format.read_mot``): IDF1, MOTA and HOTA from
+TrackEval's own metric classes, and pairwise precision/recall of tracklet -> identity assignments.
 
 TrackEval's dataset classes want a benchmark folder layout (seqmaps, seqinfo.ini, tracker folders). We call
 its metric classes (``HOTA``, ``CLEAR``, ``Identity``) directly on the per-frame arrays they consume, prepared
@@ -14,71 +14,11 @@ same convention. Mixing the two shifts every box by one pixel.
 """
 from __future__ import annotations
 
-import csv
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics.cluster import pair_confusion_matrix
-
-MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility", "extra")
-MIN_COLUMNS, MAX_COLUMNS = 6, len(MOT_COLUMNS)
-
-
-class MotFormatError(ValueError):
-    """A MOTChallenge file that cannot be read; the message names the file and line."""
-
-
-# ----------------------------------------------------------------------------------------------- read
-
-
-def read_mot(path: str | os.PathLike) -> pd.DataFrame:
-    """Rows ``frame,id,x,y,w,h[,conf[,class[,visibility[,extra]]]]`` (1-based frames, 6 to 10 columns).
-
-    Missing ``conf`` reads as 1 (counted). The other missing columns read as NaN. Blank lines and lines starting
-    with ``#`` are skipped. The parse is a plain line loop and not ``pandas.read_csv``, because an error must
-    name the file's own line number, and pandas loses that once it skips blank lines.
-    """
-    path = Path(path)
-    rows: list[list[float]] = []
-    seen: dict[tuple[int, int], int] = {}
-    with open(path, newline="") as fh:
-        for lineno, fields in enumerate(csv.reader(fh), start=1):
-            if not fields or not "".join(fields).strip() or fields[0].lstrip().startswith("#"):
-                continue
-            row = _parse_row(fields, path, lineno)
-            key = (int(row[0]), int(row[1]))
-            if key in seen:
-                raise MotFormatError(f"{path}:{lineno}: id {key[1]} appears twice in frame {key[0]} (first on line {seen[key]})")
-            seen[key] = lineno
-            rows.append(row)
-    df = pd.DataFrame(rows, columns=list(MOT_COLUMNS)) if rows else pd.DataFrame(columns=list(MOT_COLUMNS), dtype=float)
-    return df.astype({"frame": np.int64, "id": np.int64})
-
-
-def _parse_row(fields: list[str], path: Path, lineno: int) -> list[float]:
-    where = f"{path}:{lineno}"
-    if not MIN_COLUMNS <= len(fields) <= MAX_COLUMNS:
-        raise MotFormatError(f"{where}: expected {MIN_COLUMNS} to {MAX_COLUMNS} comma-separated values, got {len(fields)}: {','.join(fields)!r}")
-    try:
-        vals = [float(f) for f in fields]
-    except ValueError:
-        raise MotFormatError(f"{where}: not a number in {','.join(fields)!r}") from None
-    if not all(math.isfinite(v) for v in vals[:6]):
-        raise MotFormatError(f"{where}: frame, id and box must be finite: {','.join(fields)!r}")
-    frame, ident, _, _, w, h = vals[:6]
-    if frame != int(frame) or frame < 1:
-        raise MotFormatError(f"{where}: frame must be an integer >= 1 (MOTChallenge frames are 1-based), got {fields[0]!r}")
-    if ident != int(ident):
-        raise MotFormatError(f"{where}: id must be an integer, got {fields[1]!r}")
-    if w < 0 or h < 0:
-        raise MotFormatError(f"{where}: negative box width or height: {','.join(fields)!r}")
-    if len(vals) == MIN_COLUMNS:
-        vals.append(1.0)  # no confidence column: the row counts
-    return vals + [math.nan] * (MAX_COLUMNS - len(vals))
-
 
 # -------------------------------------------------------------------------------------------- metrics
 

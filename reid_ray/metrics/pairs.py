@@ -16,7 +16,7 @@ class MotGroundTruth:
     frame numbering; answers ``instances(frame)`` like the synthetic ``GroundTruth``."""
 
     def __init__(self, path: str | Path) -> None:
-        from reid_ray.metrics.mot import read_mot
+        from reid_ray.mot_format import read_mot
 
         df = read_mot(path)
         self.frames: dict[int, Instances] = {}

@@ -40,7 +40,7 @@ from reid_ray.tracking.clustering import cluster_hierarchy, cluster_with_anchors
 from reid_ray.tracking.distances import distance_matrix, sharded_distance_matrix
 from reid_ray.tracking.exports import VideoTracks, write_track_exports
 from reid_ray.tracking.interpolate import fill_gaps, shot_index
-from reid_ray.tracking.public_detections import (
+from reid_ray.mot_format import (
     DetectionsFormatError,
     read_public_detections,
 )

@@ -1,6 +1,6 @@
-"""A video's identities in the formats annotation teams load: MOTChallenge text, COCO video (YouTube-VIS) JSON,
-YOLO per-frame labels with the track id as a sixth column (as Ultralytics' tracker saves them) and CVAT for video
-1.1 XML.
+"""A video's identities in the formats annotation teams load: MOTChallenge text (written by ``reid_ray.mot_format``,
+the one module that reads and writes MOTChallenge files), COCO video (YouTube-VIS) JSON, YOLO per-frame labels with
+the track id as a sixth column (as Ultralytics' tracker saves them) and CVAT for video 1.1 XML.
 
 Every writer takes one typed, format-neutral record, ``VideoTracks`` (one row per identity per frame), so none
 knows where boxes and masks came from; ``VideoTracks.from_tracklets`` is the adapter from the long-video job.
@@ -26,6 +26,7 @@ import yaml
 from pycocotools import mask as mask_utils
 
 from reid_ray.io import write_text_atomic
+from reid_ray.mot_format import write_mot
 from reid_ray.records import mask_to_rle, rle_to_mask
 
 if TYPE_CHECKING:
@@ -146,17 +147,6 @@ def _rle_at(rle: dict, height: int, width: int) -> dict:
         return {"size": [height, width], "counts": rle["counts"]}
     mask = cv2.resize(rle_to_mask(rle).astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
     return mask_to_rle(mask.astype(bool))
-
-
-# ---------------------------------------------------------------------------------------------- MOTChallenge
-
-
-def to_mot(tracks: VideoTracks) -> str:
-    """``frame,id,x,y,w,h,score,-1,-1,-1`` rows: 1-based frames and pixels (as ``public_detections`` reads them)."""
-    lines = []
-    for f, i, (x1, y1, x2, y2), s in zip(tracks.frames, tracks.identities, tracks.boxes, tracks.scores):
-        lines.append(f"{f + 1},{i},{x1 + 1:.2f},{y1 + 1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{s:.4f},-1,-1,-1")
-    return "".join(line + "\n" for line in lines)
 
 
 # ---------------------------------------------------------------------------------------------- COCO video
@@ -315,10 +305,6 @@ def to_cvat_video(tracks: VideoTracks) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- all formats
-
-
-def write_mot(tracks: VideoTracks, path: Path) -> Path:
-    return write_text_atomic(to_mot(tracks), path)
 
 
 def write_coco_vis(tracks: VideoTracks, path: Path) -> Path:
