@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -91,34 +94,66 @@ def stage_stats_dir(out: Path, stage: str) -> OutPath:
 
 
 def _tmp_sibling(path: Path) -> Path:
+    """A hidden name beside ``path`` ending in ``.tmp``: listings of ``*.parquet`` and of visible files skip it."""
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
 
 
+@contextmanager
+def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """Local temp paths beside ``paths`` for the block to write (with any writer: text, Parquet, a download),
+    renamed over ``paths`` in order only when the block ends without an error; on an error they are removed and the
+    old files stay as they were. A crash leaves the old file or the new one, never half a file."""
+    paths = [Path(p) for p in paths]
+    tmps = [_tmp_sibling(p) for p in paths]
+    try:
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmps
+        for tmp, path in zip(tmps, paths):
+            os.replace(tmp, path)
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)  # no-op after the rename
+
+
+@contextmanager
+def atomic_files(*paths: str | os.PathLike, fsync: bool = False) -> Iterator[list[TextIO]]:
+    """``atomic_paths`` opened as UTF-8 text files, for text that streams (one record at a time). ``fsync``: flush
+    each file to disk before the rename (the review files, which hold people's work)."""
+    with atomic_paths(*paths) as tmps:
+        files: list[TextIO] = []
+        try:
+            for tmp in tmps:
+                files.append(open(tmp, "w", encoding="utf-8"))
+            yield files
+            for f in files:
+                f.flush()
+                if fsync:
+                    os.fsync(f.fileno())
+        finally:
+            for f in files:
+                f.close()
+
+
 def write_table_atomic(table: pa.Table, path: OutPath) -> OutPath:
-    """Write then rename: a crash leaves either the old file or the new one, never half a file (an S3 object is
-    whole or absent already)."""
+    """Write then rename (``atomic_paths``); an S3 object is whole or absent already."""
     if isinstance(path, S3Path):
         pq.write_table(table, path.key, filesystem=path.fs)
         return path
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_paths(path) as (tmp,):
+        pq.write_table(table, tmp)
+    return Path(path)
 
 
-def write_text_atomic(text: str, path: OutPath) -> OutPath:
-    """``write_table_atomic`` for text (UTF-8): a reader sees the old file or the new one."""
+def write_text_atomic(text: str, path: OutPath, *, fsync: bool = False) -> OutPath:
+    """``write_table_atomic`` for text (UTF-8): a reader sees the old file or the new one. ``fsync``: as in
+    ``atomic_files``."""
     if isinstance(path, S3Path):
         path.write_text(text)
         return path
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    with atomic_files(path, fsync=fsync) as (f,):
+        f.write(text)
+    return Path(path)
 
 
 def write_json_atomic(obj, path: OutPath) -> OutPath:

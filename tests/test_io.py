@@ -1,11 +1,13 @@
-"""``parquet_batches``: the driver's one reader of per-clip-pair files (calibration samples, pairs, errors)."""
+"""``parquet_batches``: the driver's one reader of per-clip-pair files (calibration samples, pairs, errors); the atomic
+writers every output goes through."""
 from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+import pytest
 
-from reid_ray.io import parquet_batches
+from reid_ray.io import atomic_files, atomic_paths, parquet_batches, read_parquet, write_table_atomic, write_text_atomic
 from reid_ray.schemas import CALIBRATION_SAMPLE
 
 
@@ -27,3 +29,27 @@ def test_every_visible_file_in_path_order_filtered_and_in_whole_batches(tmp_path
     assert all(b.schema.names == ["clip_pair_id", "distance"] for b in batches)
     kinds = parquet_batches(tmp_path, ["distance"], CALIBRATION_SAMPLE, pads.field("kind") == "positive")  # filter on an unread column
     assert sum(b.num_rows for b in kinds) == 60 and list(parquet_batches(tmp_path / "none", ["distance"], CALIBRATION_SAMPLE)) == []
+
+
+def test_atomic_writes_replace_whole_files_or_leave_the_old_ones(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "sub" / "b.json"
+    write_text_atomic("old a\n", a)
+    with pytest.raises(RuntimeError), atomic_files(a, b, fsync=True) as (fa, fb):
+        fa.write("new a\n")
+        fb.write("new b\n")
+        raise RuntimeError("interrupted")
+    assert a.read_text() == "old a\n" and not b.exists()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.jsonl"]  # no temp file left
+    with atomic_files(a, b, fsync=True) as (fa, fb):
+        fa.write("new a\n")
+        fb.write("new b\n")
+        assert a.read_text() == "old a\n"  # nothing visible before the block ends
+    assert (a.read_text(), b.read_text()) == ("new a\n", "new b\n")
+    table = pa.table({"x": [1, 2]})
+    assert write_table_atomic(table, tmp_path / "t" / "x.parquet") == tmp_path / "t" / "x.parquet"
+    assert read_parquet(tmp_path / "t" / "x.parquet").equals(table)
+    with atomic_paths(tmp_path / "t" / "x.parquet") as (tmp,):
+        assert tmp.name.startswith(".x.parquet.") and tmp.name.endswith(".tmp")  # hidden from *.parquet listings
+        pq.write_table(table.slice(1), tmp)
+    assert read_parquet(tmp_path / "t" / "x.parquet").num_rows == 1
+    assert write_text_atomic("é\n", a, fsync=True).read_bytes() == "é\n".encode()

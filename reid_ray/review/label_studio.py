@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
 
 import pyarrow.compute as pc
 
 from reid_ray.config import ReviewConfig
+from reid_ray.io import atomic_files, write_text_atomic
 from reid_ray.names import packet_file_name
 from reid_ray.review.gold import GOLD_FILE, gold_answer, gold_record, merged_gold_lines
 from reid_ray.review.json_stream import JsonArrayWriter, JsonStreamError, iter_json_array
@@ -188,7 +185,7 @@ def write_review_outputs(
     where: dict[str, int] = {}
     gold: list[dict] = []  # a small share of the auto-decided matches: bounded like the tasks
     given = added = total = 0
-    with _atomic_files(tasks_path, records_path) as (tasks_out, records_out):
+    with atomic_files(tasks_path, records_path, fsync=True) as (tasks_out, records_out):
         tasks = JsonArrayWriter(tasks_out)
         for t in _iter_tasks(tasks_path):
             tasks.add(t)
@@ -212,9 +209,9 @@ def write_review_outputs(
                 added += 1
         tasks.close()
         tasks_out.write("\n")
-        atomic_write_text(review_dir / CONFIG_FILE, labeling_config_xml())
+        write_text_atomic(labeling_config_xml(), review_dir / CONFIG_FILE, fsync=True)
         if gold or (review_dir / GOLD_FILE).exists():
-            atomic_write_text(review_dir / GOLD_FILE, merged_gold_lines(review_dir / GOLD_FILE, gold))
+            write_text_atomic(merged_gold_lines(review_dir / GOLD_FILE, gold), review_dir / GOLD_FILE, fsync=True)
     return {"given": given, "added": added, "total": total + added, "gold": len(gold), "review_dir": str(review_dir)}
 
 
@@ -259,42 +256,3 @@ def iter_records(path: str | Path) -> Iterator[dict]:
             if not isinstance(rec, dict) or not isinstance(rec.get("pair_id"), str):
                 raise ReviewFileError(f"{path}:{n}: a record must be a JSON object with a string 'pair_id'")
             yield rec
-
-
-@contextmanager
-def _atomic_files(*paths: Path) -> Iterator[list[TextIO]]:
-    """Temp files beside ``paths``, renamed over them only when the block ends without an error (then in order);
-    on an error they are removed and the old files stay as they were."""
-    tmps, files = [], []
-    try:
-        for path in paths:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            tmps.append(tmp)
-            files.append(os.fdopen(fd, "w", encoding="utf-8"))
-        yield files
-        for f in files:
-            f.flush()
-            os.fsync(f.fileno())
-            f.close()
-        for tmp, path in zip(tmps, paths):
-            os.replace(tmp, path)
-    finally:
-        for f in files:
-            f.close()
-        for tmp in tmps:
-            Path(tmp).unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Temp file in the same directory, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import requests
 
+from reid_ray.io import atomic_paths
 from reid_ray.review.json_stream import iter_json_array
 from reid_ray.review.label_studio import CONFIG_FILE, LOCAL_FILES_URL, RECORDS_FILE, TASKS_FILE, iter_records
 from reid_ray.review.verdicts import ADJUDICATION_TASKS_FILE
@@ -316,14 +317,11 @@ class LabelStudio:
     def export(self, project_id: int, dest: str | Path, export_type: str = EXPORT_FORMAT) -> Path:
         """The project's annotated tasks in Label Studio's own export format, streamed to ``dest`` (then renamed)."""
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.part")
         with self.request("GET", f"/api/projects/{project_id}/export", f"export project {project_id}",
                           params={"exportType": export_type}, stream=True) as r:
-            with tmp.open("wb") as f:
+            with atomic_paths(dest) as (tmp,), tmp.open("wb") as f:
                 for chunk in r.iter_content(1 << 20):
                     f.write(chunk)
-        os.replace(tmp, dest)
         return dest
 
 

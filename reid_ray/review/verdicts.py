@@ -7,9 +7,7 @@ pairs nobody mined (never dropped silently) and writes the final pairs under ``D
 from __future__ import annotations
 
 import json
-import os
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from reid_ray.io import write_json_atomic
+from reid_ray.io import atomic_files, atomic_paths, write_json_atomic, write_text_atomic
 from reid_ray.review.json_stream import JsonStreamError, iter_json_array
 from reid_ray.config import ReviewConfig
 from reid_ray.names import packet_file_name
@@ -31,7 +29,6 @@ from reid_ray.review.label_studio import (
     COMPLETED,
     RECORDS_FILE,
     TASKS_FILE,
-    atomic_write_text,
     completed_record,
     iter_records,
 )
@@ -354,9 +351,9 @@ def form_final_pairs(out_dir: str | Path, verdicts_path: str | Path | Sequence[s
     by_humans = {pid: decided[pid] for pid in pending if pid in decided}
     conflicts_out = [c for pid, c in conflicts.items() if pid in pending]
     unknown = _unknown(by_pair, fold.voted)
-    atomic_write_text(dest / "conflicts.jsonl", _jsonl(conflicts_out))
+    write_text_atomic(_jsonl(conflicts_out), dest / "conflicts.jsonl", fsync=True)
     n_adjudication_tasks = write_adjudication_tasks(conflicts_out, out_dir / "review" / TASKS_FILE, dest / ADJUDICATION_TASKS_FILE)
-    atomic_write_text(dest / "unknown_verdicts.jsonl", _jsonl(unknown))
+    write_text_atomic(_jsonl(unknown), dest / "unknown_verdicts.jsonl", fsync=True)
     write_json_atomic(qa.as_dict(), dest / QA_FILE)
     completed = complete_records(out_dir / "review" / RECORDS_FILE, by_humans)
     labels, verified = fold.labels, fold.verified_by
@@ -421,7 +418,7 @@ def write_adjudication_tasks(conflicts: list[dict], tasks_path: Path, dest: Path
                   "first_round": ", ".join(f"{k} {n}" for k, n in c["votes"].items() if n)}}
         for pid, c in wanted.items()
     ]
-    atomic_write_text(dest, json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")
+    write_text_atomic(json.dumps(tasks, ensure_ascii=False, indent=1) + "\n", dest, fsync=True)
     return len(tasks)
 
 
@@ -431,17 +428,12 @@ def complete_records(path: Path, verdicts: Mapping[str, str]) -> int:
     if not path.exists():
         return 0
     n = 0
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as out:
-            for rec in iter_records(path):
-                if rec["pair_id"] in verdicts:
-                    rec = completed_record(rec, verdicts[rec["pair_id"]])
-                n += rec.get("status") == COMPLETED
-                out.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_files(path) as (out,):
+        for rec in iter_records(path):
+            if rec["pair_id"] in verdicts:
+                rec = completed_record(rec, verdicts[rec["pair_id"]])
+            n += rec.get("status") == COMPLETED
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return n
 
 
@@ -459,18 +451,15 @@ def _fold_pairs(files: list[Path], by_pair: Mapping[str, list], decided: Mapping
     (only pending_review rows take them; auto-decided rows are kept as they are)."""
     fold = _Fold()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with pq.ParquetWriter(tmp, PAIR) as writer:
+        with atomic_paths(dest) as (tmp,), pq.ParquetWriter(tmp, PAIR) as writer:
             for batch in _unique_batches(files):
                 batch = _apply_verdicts(batch, by_pair, decided, fold)
                 writer.write_batch(batch)
                 fold.pairs += batch.num_rows
                 fold.labels.update(_value_counts(batch.column("label")))
                 fold.verified_by.update(_value_counts(batch.column("verified_by")))
-        os.replace(tmp, dest)
     except BaseException:
-        tmp.unlink(missing_ok=True)
         if not any(dest.parent.iterdir()):
             dest.parent.rmdir()  # nothing half-written
         raise
