@@ -126,6 +126,19 @@ class Instances:
             return self
         return replace(self, masks=self.core_masks(frame_shape) if box_mask == "core" else self.box_masks(frame_shape))
 
+    def rescaled(self, factor: float, frame_shape: tuple[int, int] | None = None) -> "Instances":
+        """The same instances on the frame resized by ``factor`` (a model's frame back to source pixels): boxes and
+        keypoints scaled, masks resized to ``frame_shape`` (that frame's height, width). RLE masks in ``extra``
+        (``mask_rle``, ``mask_size``) carry their own size and stay as they are."""
+        if self.masks is not None and frame_shape is None:
+            raise ValueError("these instances carry masks: give the frame_shape to resize them to (or drop them first)")
+        return replace(
+            self,
+            boxes=self.boxes * factor,
+            masks=None if self.masks is None else resize_masks(self.masks, frame_shape),
+            keypoints=None if self.keypoints is None else self.keypoints * factor,
+        )
+
     def with_keypoints(self, keypoints: np.ndarray) -> "Instances":
         return replace(self, keypoints=np.asarray(keypoints, np.float32))
 
@@ -167,6 +180,19 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = (rb - lt).clip(0).prod(-1)
     union = box_areas(a)[:, None] + box_areas(b)[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
+
+
+def resize_masks(masks: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
+    """(N, H, W) boolean masks at ``frame_shape`` (height, width), nearest neighbour (a mask stays a mask)."""
+    import cv2
+
+    h, w = frame_shape
+    if masks.shape[1:] == (h, w):
+        return masks
+    out = np.zeros((len(masks), h, w), bool)
+    for i, m in enumerate(masks):
+        out[i] = cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return out
 
 
 def mask_to_rle(mask: np.ndarray) -> dict:

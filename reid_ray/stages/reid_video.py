@@ -92,10 +92,6 @@ def plot_sample(lengths: Sequence[int], limit: int) -> list[np.ndarray]:
     return [np.unique(np.linspace(0, n - 1, max(1, int(n * share))).round().astype(np.int64)) for n in lengths]
 
 
-def _rescale(inst: Instances, factor: float) -> Instances:
-    return replace(inst, boxes=inst.boxes * factor, masks=None)
-
-
 class ReidVideoStage:
     """Callable class for ``map_batches``: models load once per actor."""
 
@@ -251,7 +247,10 @@ class ReidVideoStage:
             if len(inst):  # boxes past the edge (detector or file) would make empty crops
                 inst = replace(inst, boxes=clip_boxes(inst.boxes, shape))
                 inst = inst.select(np.flatnonzero((inst.boxes[:, 2] - inst.boxes[:, 0] >= 2) & (inst.boxes[:, 3] - inst.boxes[:, 1] >= 2)))
-            detections.append(inst)
+            # Kept for the whole video: masks scaled up from a downscaled frame would be a source-size frame of
+            # booleans per person per frame, so they serve the embedding below only (the figures draw box masks).
+            downscaled = inst.masks is not None and max(shape) > self.cfg.tracking.max_side_px
+            detections.append(replace(inst, masks=None) if downscaled else inst)
             if len(inst):
                 sets = self.embedder.patch_sets(frame, inst.with_masks(shape, self.cfg.segmenter.box_mask))
                 embeddings.append(self.head.pool(sets))
@@ -310,7 +309,7 @@ class ReidVideoStage:
                               & (inst.boxes[:, 3] - inst.boxes[:, 1] >= 2)) if len(inst) else np.zeros(0, np.int64)
         inst = inst.select(keep)
         if not len(inst):
-            return _rescale(inst, to_source), np.zeros((0, self.embedder.dim), np.float32)
+            return replace(inst, masks=None).rescaled(to_source), np.zeros((0, self.embedder.dim), np.float32)
         if inst.masks is None:
             inst = inst.with_masks(frame.shape[:2], self.cfg.segmenter.box_mask)
         emb = self.head.pool(self.embedder.patch_sets(frame, inst))
@@ -318,8 +317,8 @@ class ReidVideoStage:
         # the identity video fills it in each person's colour.
         rles = np.empty(len(inst), object)
         rles[:] = [r["counts"] for r in inst.rles()]
-        inst = replace(inst, extra={**inst.extra, "mask_rle": rles, "mask_size": np.tile(frame.shape[:2], (len(inst), 1))})
-        return _rescale(inst, to_source), emb
+        inst = replace(inst, masks=None, extra={**inst.extra, "mask_rle": rles, "mask_size": np.tile(frame.shape[:2], (len(inst), 1))})
+        return inst.rescaled(to_source), emb
 
     def detect(self, frame: np.ndarray) -> Instances:
         h, w = frame.shape[:2]
@@ -327,7 +326,7 @@ class ReidVideoStage:
         if s >= 1.0:
             return self.segmenter.segment([frame])[0]
         small = cv2.resize(frame, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_AREA)
-        return _rescale(self.segmenter.segment([small])[0], 1.0 / s)
+        return self.segmenter.segment([small])[0].rescaled(1.0 / s, (h, w))
 
     def cluster(self, tracklets: list[Tracklet], dist: np.ndarray, cannot_link: np.ndarray):
         """(labels, Z, indices of the tracklets Z is over)."""
