@@ -154,3 +154,16 @@ def test_each_category_is_embedded_by_its_own_network(yolox):
     alone = mean.pool(osnet.patch_sets(frame, inst.select(np.arange(len(people)))))
     np.testing.assert_allclose(np.stack(vectors[: len(people)]), alone, atol=1e-5)
     np.testing.assert_allclose(vectors[-1], mean.pool(effnet.patch_sets(frame, inst.select([len(people)])))[0], atol=1e-5)
+
+
+def test_every_segmenter_backend_says_whether_its_masks_are_real():
+    """Asked of the backend's class (no model loaded): stages draw or use masks by this, never by a backend's name."""
+    from typing import get_args
+
+    from reid_ray.models import registry
+
+    backends = set(get_args(SegmenterConfig.model_fields["backend"].annotation))
+    assert backends == set(registry.SEGMENTERS) == set(registry.SEGMENTER_CLASSES)
+    assert {b: registry.real_masks(b) for b in backends} == {"yolox": False, "yolov8_seg": True, "sam3": True, "bench_ground_truth": False}
+    with pytest.raises(ValueError, match="not registered"):
+        registry.real_masks("nope")

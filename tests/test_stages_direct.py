@@ -158,3 +158,31 @@ def test_segment_stage_uses_a_trained_head_checkpoint(setup, tmp_path):
     rows, _ = stage.candidates(clip_rows(clip_pair)[0], unpack_frames(decoded), float(decoded["scale"]))
     emb = np.array([r["embedding"] for r in rows if r["category"] == "person"])
     assert emb.shape[1] == 32 and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend, drawn", [("yolov8_seg", True), ("sam3", True), ("yolox", False)])
+def test_review_packets_draw_the_masks_of_every_segmenter_that_gives_real_ones(tmp_path, backend, drawn):
+    """Whether a packet shows the candidates' masks is the segmenter's own answer (``real_masks``), not its name:
+    YOLOv8-seg's masks are drawn as SAM3's are; YOLOX's box masks are not."""
+    from reid_ray.records import mask_to_rle
+    from reid_ray.stages.finalize import render_review_packets
+
+    video = generate(SyntheticSpec(video_id="packets", n_frames=12, n_people=1, seed=2), tmp_path)
+    frame = next(f for f in range(12) if len(video.ground_truth.instances(f)))
+    person = video.ground_truth.instances(frame)
+    rle = mask_to_rle(person.masks[0])
+    box = [float(v) for v in person.boxes[0]]
+    pair = {"pair_id": "p0", "label": "pending_review", "gap_s": 0.0, "category": "person", "a_frame": frame, "b_frame": frame,
+            "a_bbox": box, "b_bbox": box, "a_candidate_id": "ca", "b_candidate_id": "cb"}
+    candidates = {c: {"mask_rle": rle["counts"], "mask_height": rle["size"][0], "mask_width": rle["size"][1]} for c in ("ca", "cb")}
+
+    def magenta(over: list[str]) -> int:
+        import cv2
+
+        cfg = load_config("configs/local.yaml", over)
+        render_review_packets([pair], candidates, str(video.video_path), cfg, tmp_path / "_".join(over or ["plain"]))
+        png = cv2.imread(str(next((tmp_path / "_".join(over or ["plain"])).glob("*.png"))))[:, :, ::-1].astype(int)
+        return int(((png[..., 0] > 180) & (png[..., 2] > 180) & (png[..., 1] < 90)).sum())  # the mask's contour colour
+
+    with_backend, without = magenta([f"segmenter.backend={backend}"]), magenta([])  # local.yaml: YOLOX
+    assert (with_backend > without + 20) == drawn, (with_backend, without)

@@ -10,7 +10,10 @@ from reid_ray.records import Instances
 
 @runtime_checkable
 class Segmenter(Protocol):
-    """Frames (RGB uint8, H x W x 3) -> instances per frame, ``categories`` set to the configured category names."""
+    """Frames (RGB uint8, H x W x 3) -> instances per frame, ``categories`` set to the configured category names.
+    ``real_masks``: whether its masks follow the object (False: it gives boxes, masks are made from them)."""
+
+    real_masks: bool
 
     def segment(self, frames: Sequence[np.ndarray]) -> list[Instances]: ...
 

@@ -98,6 +98,8 @@ class _Scene:
 class BenchGroundTruthSegmenter:
     """Implements ``Segmenter`` on placeholder frames: the scene's ground-truth people, boxes at model size."""
 
+    real_masks = False
+
     def __init__(self, category: str = "person", score: float = 0.9, seconds_per_frame: float = 0.0) -> None:
         self.category, self.score, self.seconds_per_frame = category, score, seconds_per_frame
         self._scenes: OrderedDict[tuple, _Scene] = OrderedDict()

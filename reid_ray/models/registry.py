@@ -2,6 +2,7 @@
 profile never imports transformers' SAM3 and a GPU profile never needs onnxruntime."""
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
 from reid_ray.config import EmbedderChoice, PairsJobConfig
@@ -39,6 +40,23 @@ def _bench_ground_truth(cfg: PairsJobConfig) -> Segmenter:
 SEGMENTERS: dict[str, Callable[[PairsJobConfig], Segmenter]] = {
     "yolox": _yolox, "yolov8_seg": _yolov8_seg, "sam3": _sam3, "bench_ground_truth": _bench_ground_truth,
 }
+# Each backend's class, so a stage can ask what it gives (``real_masks``) without loading its model.
+SEGMENTER_CLASSES: dict[str, str] = {
+    "yolox": "reid_ray.models.yolox:YoloxDetector", "yolov8_seg": "reid_ray.models.yolov8_seg:YoloV8SegSegmenter",
+    "sam3": "reid_ray.models.sam3:Sam3Segmenter", "bench_ground_truth": "reid_ray.models.bench_ground_truth:BenchGroundTruthSegmenter",
+}
+
+
+def segmenter_class(backend: str) -> type:
+    if backend not in SEGMENTER_CLASSES:
+        raise ValueError(f"segmenter.backend '{backend}' is not registered; use one of {sorted(SEGMENTER_CLASSES)}")
+    module, name = SEGMENTER_CLASSES[backend].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def real_masks(backend: str) -> bool:
+    """Whether the segmenter of ``backend`` gives masks that follow the object (else masks made from its boxes)."""
+    return bool(segmenter_class(backend).real_masks)
 
 
 def build_segmenter(cfg: PairsJobConfig) -> Segmenter:

@@ -51,6 +51,8 @@ class Sam3Segmenter:
     stable across the frames of that call. A prompt string listed under two categories belongs to the first one.
     """
 
+    real_masks = True
+
     def __init__(
         self,
         model: str,

@@ -39,6 +39,8 @@ def resolve_model_file(model: str | None, models_dir: Path) -> Path:
 class YoloV8SegSegmenter:
     """Implements ``Segmenter`` with instance masks; categories from COCO class names in the config."""
 
+    real_masks = True
+
     def __init__(
         self,
         model_path: Path | str,

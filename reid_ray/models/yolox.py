@@ -61,6 +61,8 @@ def _grids(size: int) -> tuple[np.ndarray, np.ndarray]:
 class YoloxDetector:
     """Implements ``Segmenter`` with box masks; categories from COCO class names in the config."""
 
+    real_masks = False
+
     def __init__(
         self,
         model_path: Path | str,

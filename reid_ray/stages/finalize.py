@@ -20,6 +20,7 @@ from reid_ray.io import (
     calibration_samples_path, candidates_path, clip_pairs_path, pairs_path, proposals_path, read_parquet, read_parquet_schema,
     read_tables, video_errors_path, write_or_remove, write_table_atomic,
 )
+from reid_ray.models import registry
 from reid_ray.storage import OutPath, S3Path, out_root, upload_file
 from reid_ray.names import packet_file_name
 from reid_ray.pipeline import StageClock
@@ -49,7 +50,7 @@ def render_review_packets(pairs: list[dict], candidates: dict[str, dict], uri: s
     with local_video(uri, cfg.sources) as local:
         frames = dict(zip(frames_needed, read_frames(local, frames_needed)))
     # Only a real segmenter's masks are worth drawing; a box-only detector's core mask would mislead.
-    real_masks = cfg.segmenter.backend == "sam3"
+    real_masks = registry.real_masks(cfg.segmenter.backend)
     for p in pending:
         fa, fb = frames[p["a_frame"]], frames[p["b_frame"]]
         masks = (_mask(candidates[p["a_candidate_id"]], fa.shape[:2]), _mask(candidates[p["b_candidate_id"]], fb.shape[:2])) if real_masks else (None, None)
@@ -146,7 +147,7 @@ class RouteVideo:
             to_review = [p for p in pairs if p["label"] == "pending_review" or gold_answer(p, self.cfg.review) is not None]
             if to_review:
                 by_id = {}  # masks are drawn only for a real segmenter's (render_review_packets)
-                if self.cfg.segmenter.backend == "sam3":
+                if registry.real_masks(self.cfg.segmenter.backend):
                     columns = [n for n in CANDIDATE.names if n != "embedding"]
                     by_id = {c["candidate_id"]: c for c in read_candidates(self.out, video_id, ids).select(columns).to_pylist()}
                 render_review_packets(to_review, by_id, finished[0]["uri"], self.cfg, self.out / "review")
