@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from reid_ray.models.patches import IMAGENET_MEAN, IMAGENET_STD, covered_cells
 from reid_ray.records import Instances, clip_boxes
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _round_to_multiple(value: int, multiple: int) -> int:
@@ -151,11 +149,5 @@ class DinoPatchEmbedder:
         frame = np.asarray(frame, np.uint8)
         crops, coverages = self._crops(frame, instances)
         grids = self._embed(crops)
-        sets = []
-        for tokens, cov in zip(grids, coverages):
-            keep = cov >= self.min_coverage
-            if not keep.any():
-                keep = np.zeros_like(keep)
-                keep.flat[int(np.argmax(cov))] = True
-            sets.append(np.ascontiguousarray(tokens[keep], dtype=np.float32))
-        return sets
+        return [np.ascontiguousarray(tokens[covered_cells(cov, self.min_coverage)], dtype=np.float32)
+                for tokens, cov in zip(grids, coverages)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from reid_ray.models.patches import cells_inside, instance_crops
+from reid_ray.models.patches import patch_sets
 from reid_ray.records import Instances
 
 
@@ -54,13 +54,4 @@ class EfficientNetPatchEmbedder:
         return torch.cat(parts, 1).float().cpu().numpy()
 
     def patch_sets(self, frame: np.ndarray, instances: Instances) -> list[np.ndarray]:
-        if len(instances) == 0:
-            return []
-        crops, masks = instance_crops(frame, instances, self.crop_hw)
-        fmaps = self.feature_maps(crops)
-        gh, gw = fmaps.shape[2:]
-        out = []
-        for fmap, mask in zip(fmaps, masks):
-            cells = fmap.reshape(self.dim, -1).T  # (gh * gw, dim), row-major like the mask grid
-            out.append(cells[cells_inside(mask, (gh, gw))].astype(np.float32))
-        return out
+        return patch_sets(frame, instances, self.crop_hw, self.feature_maps)

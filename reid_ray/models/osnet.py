@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from reid_ray.models.patches import cells_inside, instance_crops
+from reid_ray.models.patches import patch_sets
 from reid_ray.records import Instances
 
 WEIGHTS_FILE = "osnet_x0_25_msmt17.pth"
@@ -209,9 +209,4 @@ class OSNetPatchEmbedder:
         return cells.float().cpu().numpy()
 
     def patch_sets(self, frame: np.ndarray, instances: Instances) -> list[np.ndarray]:
-        if len(instances) == 0:
-            return []
-        crops, masks = instance_crops(frame, instances, self.crop_hw)
-        fmaps = self.feature_maps(crops)
-        gh, gw = fmaps.shape[2:]
-        return [fmap.reshape(self.dim, -1).T[cells_inside(mask, (gh, gw))].astype(np.float32) for fmap, mask in zip(fmaps, masks)]
+        return patch_sets(frame, instances, self.crop_hw, self.feature_maps)

@@ -1,5 +1,8 @@
-"""Shared geometry for patch embedders: crop an instance with context, and which grid cells its mask covers."""
+"""Shared parts of the patch embedders: crop an instance with context, which grid cells its mask covers, and the
+patch sets of a CNN embedder (the cells of its feature map inside each mask)."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -45,7 +48,25 @@ def cells_inside(mask: np.ndarray, grid_hw: tuple[int, int], min_coverage: float
     """Boolean (gh * gw,) of grid cells whose area is at least ``min_coverage`` mask; never empty."""
     gh, gw = grid_hw
     coverage = cv2.resize(mask.astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA).reshape(-1)
+    return covered_cells(coverage, min_coverage)
+
+
+def covered_cells(coverage: np.ndarray, min_coverage: float = 0.5) -> np.ndarray:
+    """Boolean mask of the cells (any shape) with at least ``min_coverage``; the best-covered one when none has."""
     keep = coverage >= min_coverage
     if not keep.any():
-        keep[int(np.argmax(coverage))] = True
+        keep.flat[int(np.argmax(coverage))] = True
     return keep
+
+
+def patch_sets(
+    frame: np.ndarray, instances: Instances, crop_hw: tuple[int, int], feature_maps: Callable[[np.ndarray], np.ndarray]
+) -> list[np.ndarray]:
+    """Per instance, the (k, dim) float32 cells of its crop's feature map that its mask covers: crops from
+    ``instance_crops``, ``feature_maps`` (N, 3, H, W) -> (N, dim, gh, gw), cells picked by ``cells_inside``."""
+    if len(instances) == 0:
+        return []
+    crops, masks = instance_crops(frame, instances, crop_hw)
+    fmaps = feature_maps(crops)
+    dim, gh, gw = fmaps.shape[1:]
+    return [fmap.reshape(dim, -1).T[cells_inside(mask, (gh, gw))].astype(np.float32) for fmap, mask in zip(fmaps, masks)]
