@@ -43,6 +43,38 @@ def test_yolox_finds_the_people_of_a_real_clip(yolox):
         assert ((h > 30) & (h < 120)).all(), "CAVIAR people are 40-60 px tall"
 
 
+def test_yolox_decodes_hand_made_raw_outputs_to_known_boxes(yolox):
+    """The library's decoder on raw outputs written by hand (416 input: anchors of stride 8, 16, 32 on 52, 26, 13
+    cells, x fastest; columns dx, dy, log w, log h in strides, objectness, 80 COCO class scores), letterbox ratio
+    0.5. Boxes worked out on paper: centre = (cell + d) * stride, size = exp(log) * stride, then / 0.5."""
+    raw = np.zeros((52 * 52 + 26 * 26 + 13 * 13, 85), np.float32)
+
+    def anchor(stride: int, x: int, y: int) -> int:
+        first = {8: 0, 16: 52 * 52, 32: 52 * 52 + 26 * 26}[stride]
+        return first + y * (416 // stride) + x
+
+    person = anchor(8, 10, 5)  # centre (84, 42), 32 x 64: (68, 10, 100, 74) on the model's input
+    raw[person, :5] = (0.5, 0.25, np.log(4), np.log(8), 0.9)
+    raw[person, 5 + 0] = 0.8  # COCO 0: person
+    weaker_twin = anchor(8, 11, 5)  # the same box, lower score: NMS drops it
+    raw[weaker_twin, :5] = (-0.5, 0.25, np.log(4), np.log(8), 0.9)
+    raw[weaker_twin, 5 + 0] = 0.5
+    dog = anchor(32, 3, 2)  # centre (96, 64), 32 x 32: (80, 48, 112, 80)
+    raw[dog, 4], raw[dog, 5 + 16] = 1.0, 0.6  # COCO 16: dog -> category animal
+    faint = anchor(16, 0, 0)
+    raw[faint, 4], raw[faint, 5 + 0] = 0.5, 0.5  # 0.25 < score_threshold 0.35
+    car = anchor(16, 7, 7)
+    raw[car, 4], raw[car, 5 + 2] = 1.0, 0.99  # COCO 2: car, in no configured category
+
+    inst = yolox._decode(raw, 0.5, (500, 800))
+    order = np.argsort(-inst.scores)
+    np.testing.assert_allclose(inst.boxes[order], [[136, 20, 200, 148], [160, 96, 224, 160]], atol=1e-3)
+    np.testing.assert_allclose(inst.scores[order], [0.72, 0.6], atol=1e-6)
+    assert list(inst.categories[order]) == ["person", "animal"]
+    clipped = yolox._decode(raw, 0.5, (100, 180))  # boxes past the frame end at its edge
+    np.testing.assert_allclose(clipped.boxes[np.argsort(-clipped.scores)], [[136, 20, 180, 100], [160, 96, 180, 100]], atol=1e-3)
+
+
 def test_yolox_finds_nothing_on_a_blank_frame(yolox):
     assert len(yolox.detect(np.full((288, 384, 3), 127, np.uint8))) == 0
 

@@ -186,43 +186,14 @@ def test_cli(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------- real detector
 
 
-def _yolox_session():
-    ort = pytest.importorskip("onnxruntime")
+def _yolox():
+    """The library's own YOLOX-nano detector, people only (score 0.35, NMS at IoU 0.45)."""
+    pytest.importorskip("onnxruntime")
     if not YOLOX_NANO.exists():
         pytest.skip(f"YOLOX-nano weights not found at {YOLOX_NANO} (shared/models/yolox_nano_coco.onnx)")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
-    return ort.InferenceSession(str(YOLOX_NANO), opts, providers=["CPUExecutionProvider"])
+    from reid_ray.models.yolox import YoloxDetector
 
-
-def _yolox_grid(size: int = 416) -> tuple[np.ndarray, np.ndarray]:
-    grids, strides = [], []
-    for s in (8, 16, 32):
-        n = size // s
-        yy, xx = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")  # row-major, x fastest
-        grids.append(np.stack([xx, yy], -1).reshape(-1, 2))
-        strides.append(np.full((n * n, 1), s))
-    return np.concatenate(grids).astype(np.float32), np.concatenate(strides).astype(np.float32)
-
-
-def _yolox_people(session, grid, bgr: np.ndarray, thr: float = 0.35, size: int = 416) -> np.ndarray:
-    """Person boxes (xyxy, source pixels) after score threshold and NMS at IoU 0.45."""
-    h, w = bgr.shape[:2]
-    r = min(size / h, size / w)
-    nh, nw = int(round(h * r)), int(round(w * r))
-    canvas = np.full((size, size, 3), 114, np.uint8)
-    canvas[:nh, :nw] = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    out = session.run(None, {session.get_inputs()[0].name: canvas.transpose(2, 0, 1)[None].astype(np.float32)})[0][0]
-    g, s = grid
-    xy = (out[:, :2] + g) * s
-    wh = np.exp(out[:, 2:4]) * s
-    score = out[:, 4] * out[:, 5]  # objectness x P(person)
-    keep = score >= thr
-    boxes = np.concatenate([xy - wh / 2, xy + wh / 2], 1)[keep] / r
-    score = score[keep]
-    xywh = [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes]
-    idx = np.asarray(cv2.dnn.NMSBoxes(xywh, score.tolist(), thr, 0.45), np.int64).reshape(-1)
-    return boxes[idx]
+    return YoloxDetector(YOLOX_NANO, {"person": ["person"]}, score_threshold=0.35, nms_iou=0.45, num_threads=2)
 
 
 def _fraction_inside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -234,12 +205,12 @@ def _fraction_inside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_yolox_nano_finds_the_people(video: SyntheticVideo) -> None:
-    session, grid = _yolox_session(), _yolox_grid()
+    yolox = _yolox()
     W, H = video.spec.width, video.spec.height
     hits = targets = false_pos = background = 0
     frames = _read_frames(video.video_path)  # what the pipeline sees: the encoded video
     for f, img in enumerate(frames):
-        dets = _yolox_people(session, grid, img)
+        dets = yolox.detect(img[:, :, ::-1]).boxes  # the detector takes RGB
         inst = video.ground_truth.instances(f)
         b = inst.boxes
         inside = (b[:, 0] > 0) & (b[:, 1] > 0) & (b[:, 2] < W) & (b[:, 3] < H)
