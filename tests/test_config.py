@@ -6,14 +6,28 @@ from pathlib import Path
 import pytest
 
 from reid_ray.config import ConfigError, PairsJobConfig, load_config
+from reid_ray.reid_config import ReidJobConfig, TrainingSetJobConfig
+from reid_ray.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("profile", ["local.yaml", "gpu.yaml"])
-def test_profiles_load(profile):
-    cfg = load_config(ROOT / "configs" / profile)
-    assert isinstance(cfg, PairsJobConfig)
+# Every profile in configs/, with the config types of the jobs that take it.
+PROFILES = {
+    "local.yaml": [PairsJobConfig], "gpu.yaml": [PairsJobConfig], "bench_scale.yaml": [PairsJobConfig],
+    "reid_local.yaml": [ReidJobConfig, TrainingSetJobConfig], "reid_gpu.yaml": [ReidJobConfig, TrainingSetJobConfig],
+    "train.yaml": [TrainConfig],
+}
+
+
+def test_every_profile_is_loaded_below():
+    assert sorted(p.name for p in (ROOT / "configs").iterdir() if p.suffix in (".yaml", ".yml")) == sorted(PROFILES)
+
+
+@pytest.mark.parametrize("profile, model", [(p, m) for p, models in PROFILES.items() for m in models])
+def test_profiles_load(profile, model):
+    cfg = load_config(ROOT / "configs" / profile, model=model)
+    assert type(cfg) is model
 
 
 def test_overrides_apply_with_yaml_types():
