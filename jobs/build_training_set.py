@@ -16,22 +16,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout or a Ray working_dir
 
-from reid_ray.config import CONFIG_ERROR_EXIT_CODE, ConfigError, load_config_or_exit  # noqa: E402
-from reid_ray.models.download import DownloadError  # noqa: E402
+from reid_ray.cli import NO_RESULTS_EXIT_CODE, add_config, add_out, add_set, add_videos, fail, job_parser, run_job  # noqa: E402
+from reid_ray.config import load_config_or_exit  # noqa: E402
 from reid_ray.reid_config import TrainingSetJobConfig  # noqa: E402
-from reid_ray.run_state import INTERRUPTED, INTERRUPTED_EXIT_CODE  # noqa: E402
-from reid_ray.video.sources import SourceError  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-NO_RESULTS_EXIT_CODE = 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(ROOT / "configs" / "reid_local.yaml"), help="the long-video job's profile (+ mining.*)")
-    p.add_argument("--videos", required=True, help="file, folder, s3://bucket/prefix or manifest")
-    p.add_argument("--out", default="runs/training_set", help="output directory (reruns resume here)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. mining.every_k=5")
+    p = job_parser(__doc__)
+    add_config(p, "reid_local.yaml", "the long-video job's YAML profile, plus mining.*")
+    add_videos(p)
+    add_out(p, "runs/training_set")
+    add_set(p, "mining.every_k=5")
     return p.parse_args(argv)
 
 
@@ -40,18 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config_or_exit(args.config, args.set, TrainingSetJobConfig)
     from reid_ray.training_set_job import run_training_set_job
 
-    try:
+    def work() -> int:
         report = run_training_set_job(cfg, args.videos, Path(args.out))
-    except (ConfigError, SourceError, DownloadError, FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return CONFIG_ERROR_EXIT_CODE
-    except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        return INTERRUPTED_EXIT_CODE
-    if report["failure"]:
-        print(f"error: {report['failure']}", file=sys.stderr)
-        return NO_RESULTS_EXIT_CODE
-    return 0
+        return fail(report["failure"], NO_RESULTS_EXIT_CODE) if report["failure"] else 0
+
+    return run_job(work)
 
 
 if __name__ == "__main__":

@@ -14,19 +14,17 @@ Exit code 2: a malformed verdict file or no DIR/pairs.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from reid_ray.review.verdicts import ADJUDICATION_TASKS_FILE, QA_FILE, ReviewInputError, form_final_pairs, run_review_config
-
-INPUT_ERROR_EXIT_CODE = 2
+from reid_ray.cli import BAD_INPUT_EXIT_CODE, fail, job_parser  # noqa: E402
+from reid_ray.review.verdicts import ADJUDICATION_TASKS_FILE, QA_FILE, ReviewInputError, form_final_pairs, run_review_config  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = job_parser(__doc__)
     p.add_argument("--out", required=True, type=Path, help="the --out of generate_pairs (holds pairs/)")
     p.add_argument("--verdicts", required=True, type=Path, nargs="+",
                    help="Label Studio export(s) (JSON) or records (JSON Lines), read in order")
@@ -41,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         review = review.model_copy(update={k: v for k, v in overrides.items() if v is not None})
         s = form_final_pairs(args.out, args.verdicts, review)
     except ReviewInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return INPUT_ERROR_EXIT_CODE
+        return fail(err, BAD_INPUT_EXIT_CODE)
     report(s, args.out / "final_pairs")
     return 0
 

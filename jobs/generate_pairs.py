@@ -12,22 +12,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout or a Ray working_dir
 
-from reid_ray.config import CONFIG_ERROR_EXIT_CODE, ConfigError, load_config_or_exit  # noqa: E402
+from reid_ray.cli import add_config, add_out, add_set, add_videos, job_parser, run_job  # noqa: E402
+from reid_ray.config import load_config_or_exit  # noqa: E402
 from reid_ray.pairs_job import JobFailed, run_pairs_job  # noqa: E402
-from reid_ray.models.download import DownloadError  # noqa: E402
-from reid_ray.run_state import INTERRUPTED, INTERRUPTED_EXIT_CODE, check_out_dir  # noqa: E402
-from reid_ray.video.sources import SourceError  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from reid_ray.run_state import check_out_dir  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(ROOT / "configs" / "local.yaml"), help="YAML profile (default: configs/local.yaml)")
-    p.add_argument("--videos", default=None, help="file, folder, s3://bucket/prefix or manifest; default: generated synthetic footage")
-    p.add_argument("--out", default="runs/pairs", help="output directory (reruns resume here)")
+    p = job_parser(__doc__)
+    add_config(p, "local.yaml")
+    add_videos(p, generated_default=True)
+    add_out(p, "runs/pairs")
     p.add_argument("--time-gap", default=None, help="gap between clips in seconds: 10, or a range 5:15")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field, e.g. proposal.accept_threshold=0.9")
+    add_set(p, "proposal.accept_threshold=0.9")
     return p.parse_args(argv)
 
 
@@ -55,20 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config_or_exit(args.config, overrides_from(args))
     out = args.out  # a local folder or s3://bucket/prefix (reid_ray.storage)
-    try:
+
+    def work() -> int:
         if not out.startswith("s3://"):
             check_out_dir(Path(out))  # before the default input is generated into it
         run_pairs_job(cfg, args.videos or default_videos(out), out)
-    except (ConfigError, SourceError, DownloadError, FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return CONFIG_ERROR_EXIT_CODE
-    except JobFailed as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        return INTERRUPTED_EXIT_CODE
-    return 0
+        return 0
+
+    return run_job(work, no_results=(JobFailed,))
 
 
 if __name__ == "__main__":

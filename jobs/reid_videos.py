@@ -21,26 +21,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout or a Ray working_dir
 
-from reid_ray.config import CONFIG_ERROR_EXIT_CODE, ConfigError, load_config_or_exit  # noqa: E402
-from reid_ray.models.download import DownloadError  # noqa: E402
+from reid_ray.cli import NO_RESULTS_EXIT_CODE, add_config, add_out, add_set, add_videos, fail, job_parser, run_job  # noqa: E402
+from reid_ray.config import load_config_or_exit  # noqa: E402
 from reid_ray.reid_config import ReidJobConfig  # noqa: E402
-from reid_ray.reid_job import NO_RESULTS_EXIT_CODE, run_reid_job  # noqa: E402
-from reid_ray.run_state import INTERRUPTED, INTERRUPTED_EXIT_CODE  # noqa: E402
+from reid_ray.reid_job import run_reid_job  # noqa: E402
 from reid_ray.tracking.exports import TRACK_FORMATS  # noqa: E402
-from reid_ray.video.sources import SourceError  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(ROOT / "configs" / "reid_local.yaml"), help="YAML profile (default: configs/reid_local.yaml)")
-    p.add_argument("--videos", required=True, help="file, folder, s3://bucket/prefix or manifest")
-    p.add_argument("--out", default="runs/reid", help="output directory (reruns resume here)")
+    p = job_parser(__doc__)
+    add_config(p, "reid_local.yaml")
+    add_videos(p)
+    add_out(p, "runs/reid")
     p.add_argument("--detections", default=None, help="folder of MOTChallenge public detections <video_id>.txt")
     p.add_argument("--formats", default=None, metavar="F1,F2", help=f"identity files to write, of {','.join(TRACK_FORMATS)} "
                    "(overrides the profile's outputs.track_formats)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field, e.g. clustering.threshold=0.2")
+    add_set(p, "clustering.threshold=0.2")
     return p.parse_args(argv)
 
 
@@ -54,18 +50,12 @@ def overrides(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config_or_exit(args.config, overrides(args), ReidJobConfig)
-    try:
+
+    def work() -> int:
         report = run_reid_job(cfg, args.videos, Path(args.out), args.detections)
-    except (ConfigError, SourceError, DownloadError, FileNotFoundError, NotADirectoryError, FileExistsError, PermissionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return CONFIG_ERROR_EXIT_CODE
-    except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        return INTERRUPTED_EXIT_CODE
-    if report["failure"]:
-        print(f"error: no results: {report['failure']}", file=sys.stderr)
-        return NO_RESULTS_EXIT_CODE
-    return 0
+        return fail(f"no results: {report['failure']}", NO_RESULTS_EXIT_CODE) if report["failure"] else 0
+
+    return run_job(work)
 
 
 if __name__ == "__main__":

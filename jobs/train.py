@@ -16,20 +16,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout or a Ray working_dir
 
-from reid_ray.config import CONFIG_ERROR_EXIT_CODE, ConfigError, load_config_or_exit  # noqa: E402
-from reid_ray.run_state import INTERRUPTED, INTERRUPTED_EXIT_CODE, check_out_dir  # noqa: E402
+from reid_ray.cli import add_config, add_set, fail, job_parser, run_job  # noqa: E402
+from reid_ray.config import ConfigError, load_config_or_exit  # noqa: E402
+from reid_ray.run_state import check_out_dir  # noqa: E402
 from reid_ray.train.config import TrainConfig  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(ROOT / "configs" / "train.yaml"))
+    p = job_parser(__doc__)
+    add_config(p, "train.yaml")
     p.add_argument("--data", required=True, help="training Parquet file or folder (local or s3://)")
     p.add_argument("--out", required=True, help="Ray Train storage path (local or s3://); reruns resume")
     p.add_argument("--name", default=None, help="run name (default: config name)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. epochs=5")
+    add_set(p, "epochs=5")
     return p.parse_args(argv)
 
 
@@ -40,23 +39,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from reid_ray.train.trainer import HEAD_FILE, run_training
 
-    try:
+
+    def work() -> int:
         if "://" not in args.out:
             check_out_dir(Path(args.out))
         if not ray.is_initialized():
             ray.init(address=cfg.ray_address, include_dashboard=False)  # None: a running cluster, else local
         result = run_training(cfg, args.data, args.out, args.name)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return CONFIG_ERROR_EXIT_CODE
-    except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        return INTERRUPTED_EXIT_CODE
-    if result.error:
-        print(f"error: {result.error}", file=sys.stderr)
-        return 1
-    print(json.dumps({"metrics": result.metrics, "head": f"{result.checkpoint.path}/{HEAD_FILE}" if result.checkpoint else None}))
-    return 0
+        if result.error:
+            return fail(result.error)
+        print(json.dumps({"metrics": result.metrics, "head": f"{result.checkpoint.path}/{HEAD_FILE}" if result.checkpoint else None}))
+        return 0
+
+    return run_job(work, bad_input=(ConfigError,))
 
 
 if __name__ == "__main__":

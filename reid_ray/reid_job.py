@@ -19,8 +19,6 @@ from reid_ray.schemas import ERROR
 from reid_ray.stages.reid_video import ReidVideoStage, is_finished, video_errors_path
 from reid_ray.video.sources import list_sources
 
-NO_RESULTS_EXIT_CODE = 1  # the job ran, but not one video has results: every source was refused or failed
-
 
 def log(msg: str) -> None:
     print(f"[reid_videos {dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
