@@ -8,7 +8,7 @@ From those:
 
 1. The distance distributions of same and of different individuals, kernel density estimates of the pairs
    within clips, which are plentiful. (Normal fits were tried: their thin tails hid the lookalikes in the left
-   tail of the 'different' distribution, and two synthetic lookalike pairs were auto-accepted at P(same) 0.97.) A person's two views
+   tail of the 'different' distribution, and synthetic lookalike pairs were auto-accepted: README, Measured.) A person's two views
    across the gap are farther apart than within a 2 s clip, so where a category has ``min_bridged`` tracks
    followed across the gap, the 'same' distribution is moved to their median (the shift; never past the
    'different' median).

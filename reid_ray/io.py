@@ -182,8 +182,8 @@ def parquet_batches(root: Path, columns: list[str], schema: pa.Schema, filter=No
     a time: memory bounded by a batch and the files in flight, not by the corpus. ``filter``: a pyarrow expression.
 
     Written here rather than with ``pyarrow.dataset``: a dataset keeps an object per file it discovered, and the job
-    reads one file per clip pair (hundreds of MiB on the driver at 100k pairs, measured). Files are read a few at a
-    time on threads (pyarrow releases the GIL while it reads)."""
+    reads one file per clip pair, so the driver's memory would grow with the corpus (README, Measured). Files are
+    read a few at a time on threads (pyarrow releases the GIL while it reads)."""
     from concurrent.futures import ThreadPoolExecutor
     from itertools import islice
 

@@ -2,9 +2,8 @@
 
 Patches are the cells of a stride-16 grid with mid-level features: block 4 (40 channels, stride 8, pooled 2x2)
 concatenated with block 7 (80 channels, stride 16). Identity lives in clothing colour and texture, which the
-ImageNet head abstracts away: on synthetic footage, same-vs-different-person ROC AUC of mean-pooled crops was
-0.96 with block 4 and 0.95 with block 7 against 0.79 with the 1280-channel head (bench note in the issue). The
-cells inside each instance's mask form its patch set. Still generic features: the trained head is what makes
+ImageNet head abstracts away: on synthetic footage these mid-level blocks tell people apart far better than the
+1280-channel head (README, Measured). The cells inside each instance's mask form its patch set. Still generic features: the trained head is what makes
 them ReID-grade.
 """
 from __future__ import annotations

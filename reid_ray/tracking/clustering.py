@@ -206,7 +206,7 @@ def cluster_with_anchors(
     first) joins the identity holding its nearest member (single-link) among those with no cannot-link
     member, including tracklets attached before it, if that distance is at most ``max_attach_distance``,
     else starts an identity of its own. Occluded tracklets carry two people's looks: inside the hierarchy
-    they bridge identities (synthetic held-out IDF1 0.904 -> 0.923, bench/quality_reid_synthetic.py).
+    they bridge identities, so they join after it (README, Measured: IDF1 with and without).
     """
     d = np.asarray(distances, np.float64)
     n = len(d)

@@ -43,7 +43,7 @@ import numpy as np
 import ray
 
 if TYPE_CHECKING:
-    import torch  # imported inside the all-pairs percentile path: actors that only propose stay free of torch (seconds, ~600 MB each)
+    import torch  # imported inside the all-pairs percentile path: actors that only propose stay free of torch's start-up time and memory
 
 from reid_ray.config import DistanceMethod as Method
 from reid_ray.config import TrackletDistanceConfig  # noqa: F401  (re-exported: jobs and tests import it from here)
@@ -52,8 +52,8 @@ from reid_ray.config import TrackletDistanceConfig  # noqa: F401  (re-exported: 
 # lengths T int64). Two plain arrays, so Ray stores them without pickling and tasks read them zero-copy.
 Packed = tuple[np.ndarray, np.ndarray]
 
-# Frames per side of a similarity tile (2048^2 float32 = 16 MiB). Measured here: tiles this size keep the
-# product near full speed and the reductions in cache; 256 MiB row chunks ran 1.4x slower end to end.
+# Frames per side of a similarity tile (2048^2 float32 = 16 MiB): tiles this size keep the product near full speed
+# and the reductions in cache; larger row chunks ran slower end to end (README, Measured).
 DEFAULT_TILE_FRAMES = 2048
 
 
@@ -132,7 +132,7 @@ def _angle(s: np.ndarray) -> np.ndarray:
 
 def _reduce_row_segments(x: np.ndarray, lengths: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
     """Per row segment, `ufunc` reduced over its rows (Tr x columns). A loop of contiguous reductions:
-    `ufunc.reduceat` along axis 0 measured ~40x slower here (it walks the array in a cache-hostile order)."""
+    `ufunc.reduceat` along axis 0 is far slower (it walks the array in a cache-hostile order; README, Measured)."""
     bounds = np.cumsum(lengths)
     return np.stack([ufunc.reduce(x[b - n : b], axis=0) for b, n in zip(bounds, lengths)])
 

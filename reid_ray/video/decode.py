@@ -4,7 +4,7 @@ What is reliable, measured on the shared clips (see tests/test_decode.py):
   - Frame count: OpenCV's CAP_PROP_FRAME_COUNT is an estimate from bitrate and duration; for the CAVIAR
     MPEG-1 elementary streams it says 3-7 for files of 295-600 frames. PyAV's ``stream.frames`` is 0 there
     (no container index) and, in an MP4, is the index's claim, true even when the data is cut off. So we
-    count the packets the demuxer delivers (no decoding: ~10 ms per clip), check them against the index
+    count the packets the demuxer delivers (no decoding, so cheap: README, Measured), check them against the index
     when there is one, and decode the last GOP with FFmpeg's error detection on, so that a file cut inside
     its last frame (which the decoder would otherwise conceal into a smeared frame) is reported truncated.
   - Frame index: a frame's index is the rank of its pts among all packet pts (display order). Not

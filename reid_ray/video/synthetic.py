@@ -739,7 +739,8 @@ class ApproxBox(NamedTuple):
 
 
 # The drawn figure's amodal box in body units (height 1), fitted on ``render``'s full boxes against the stride
-# |sin(phase)|: back of the figure, front, top (u forward, v down from the ground point). Mean error 0.04 height.
+# |sin(phase)|: back of the figure, front, top (u forward, v down from the ground point); refit when ``render``
+# changes (the fit's error: README, Measured).
 _BOX_BACK, _BOX_FRONT, _BOX_TOP, _BOX_BOTTOM = (0.16, 0.10), (0.08, 0.196), (-1.011, 0.045), 0.015
 
 

@@ -2,8 +2,8 @@
 mean the features tell these people apart; one identity split over distant clouds shows where clustering had
 to bridge a change of look. Below ``MIN_UMAP_POINTS`` UMAP's neighbourhood graph is meaningless: PCA.
 
-umap-learn jit-compiles its numba kernels without numba's on-disk cache, so every new process paid about 25 s
-of compilation for this one figure; ``_cache_umap_kernels`` turns that cache on (README, Measured)."""
+umap-learn jit-compiles its numba kernels without numba's on-disk cache, so every new process paid the whole
+compilation again for this one figure; ``_cache_umap_kernels`` turns that cache on (README, Measured)."""
 from __future__ import annotations
 
 import functools
@@ -67,7 +67,7 @@ def project_2d(x: np.ndarray, seed: int = 0, method: str = "umap") -> tuple[np.n
 
     _cache_umap_kernels()
     # Cosine, like the tracklet distances. For small sets given as the full matrix: umap computes that matrix
-    # anyway, but pair by pair through Python (about 9 s for 2,000 points); one BLAS product gives the same
+    # anyway, but pair by pair through Python (slow: README, Measured); one BLAS product gives the same
     # neighbours. Distances of 2 (opposite vectors) disconnect, as umap's own cosine does. A fixed seed makes the
     # figure reproducible (single-threaded: n_jobs=1, which umap forces anyway under a seed, with a warning).
     exact = len(x) < EXACT_NEIGHBOURS_BELOW
