@@ -14,6 +14,7 @@ from generate_pairs import default_videos  # noqa: E402
 
 from reid_ray.cli import BAD_INPUT_EXIT_CODE, add_config, add_out, add_set, add_videos, fail, job_parser, run_job  # noqa: E402
 from reid_ray.config import ConfigError, load_config_or_exit  # noqa: E402
+from reid_ray.pairs_job import JobFailed  # noqa: E402
 from reid_ray.run_state import check_out_dir  # noqa: E402
 from reid_ray.sweep import sweep_time_gaps  # noqa: E402
 from reid_ray.video.sources import SourceError  # noqa: E402
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gap {g:>6} s: {s['n_pairs']:5d} pairs, median match similarity {s['median_match_similarity']}")
         return 0
 
-    return run_job(work, bad_input=(ConfigError, SourceError))
+    # JobFailed: a gap's run has nothing usable (every source refused, no pairs): exit 1 with why, as generate_pairs
+    return run_job(work, bad_input=(ConfigError, SourceError), no_results=(JobFailed,))
 
 
 if __name__ == "__main__":

@@ -319,6 +319,10 @@ class JobConfig(Strict):
         d = os.environ.get(MODELS_DIR_ENV) or self.models_dir or "~/.cache/reid_ray/models"
         return Path(d).expanduser()
 
+    def run_record(self) -> dict:
+        """The config as a run records it (``_run.json``): ``models_dir`` the folder the run actually used."""
+        return self.model_dump(mode="json") | {"models_dir": str(self.resolved_models_dir())}
+
 
 class PairsJobConfig(JobConfig):
     sources: SourcesConfig = Field(default_factory=SourcesConfig)

@@ -28,7 +28,7 @@ from reid_ray.models.registry import preflight
 from reid_ray.pipeline import Stage, apply_stage, init_ray, stage_report
 from reid_ray.schemas import CALIBRATION_SAMPLE, ERROR, PAIR
 from reid_ray.storage import OutPath, S3Path, out_root, rmtree, upload_file
-from reid_ray.video.sources import list_sources
+from reid_ray.video.sources import list_sources, refusal_lines
 
 RUN_STATE = "_run.json"
 STATS_DIR = "_stats"
@@ -58,7 +58,7 @@ def check_run_state(out: OutPath, cfg: PairsJobConfig) -> dict:
                 f"this run {fp}); use a new --out to run this configuration"
             )
         return state
-    state = {"fingerprint": fp, "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "config": cfg.model_dump(mode="json")}
+    state = {"fingerprint": fp, "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "config": cfg.run_record()}
     write_json_atomic(state, path)
     return state
 
@@ -81,10 +81,12 @@ def run_pairs_job(cfg: PairsJobConfig, videos: str, out: OutPath) -> dict:
     for r in refused:  # a licence revoked since an earlier run takes that video's pairs out of the dataset
         if r["video_id"]:
             retire_video(out, r["video_id"])
-    if not sources:
-        raise JobFailed(f"no usable video in {videos}: {len(refused)} refused (see {errors_path(out, 'sources')})"
-                        if refused else f"no video found in {videos}")
     log(f"{len(sources)} usable video(s), {len(refused)} refused")
+    why = refusal_lines(refused, str(errors_path(out, "sources")))
+    for line in why:
+        log(f"  {line}")
+    if not sources:
+        raise JobFailed(f"no usable video in {videos}: {len(refused)} refused: {'; '.join(why)}" if refused else f"no video found in {videos}")
     preflight(cfg)
     model_work = run_model_stages(cfg, sources, out)
     calibration = fit_calibration(cfg, out)

@@ -17,7 +17,7 @@ from reid_ray.reid_config import ReidJobConfig
 from reid_ray.run_state import check_out_dir, check_run_state
 from reid_ray.schemas import ERROR
 from reid_ray.stages.reid_video import ReidVideoStage, is_finished, video_errors_path
-from reid_ray.video.sources import list_sources
+from reid_ray.video.sources import list_sources, refusal_lines
 
 
 def log(msg: str) -> None:
@@ -33,10 +33,12 @@ def run_reid_job(cfg: ReidJobConfig, videos: str, out: Path, detections: str | P
         raise FileNotFoundError(f"--detections {detections} is not a directory")
     sources, refused = list_sources(videos, cfg.sources)  # a spec that does not exist stops here, nothing written
     (out / "errors").mkdir(parents=True, exist_ok=True)
-    check_run_state(out, cfg.fingerprint(), cfg.model_dump(mode="json"))
+    check_run_state(out, cfg.fingerprint(), cfg.run_record())
     write_or_remove(refused, ERROR, errors_path(out, "sources"))  # this run's refusals, not an earlier run's
     todo = [v for v in sources if not is_finished(out, v["video_id"])]
     log(f"{len(sources)} usable video(s), {len(refused)} refused, {len(sources) - len(todo)} already finished, {len(todo)} to do")
+    for line in refusal_lines(refused, str(errors_path(out, "sources"))):
+        log(f"  {line}")
     if todo and detections is None:
         preflight(cfg)  # fetch model files once, in the driver
     summaries = run_ray_pipeline(cfg, todo, out, detections) if todo else []

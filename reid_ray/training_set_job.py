@@ -29,7 +29,7 @@ from reid_ray.schemas import ERROR, error_row, table_from_rows
 from reid_ray.stages.probe import rows_of, source_key
 from reid_ray.train.data import TRAINING_SET_SAMPLES, to_arrow
 from reid_ray.video.decode import VideoDecodeError, content_fingerprint
-from reid_ray.video.sources import list_sources
+from reid_ray.video.sources import list_sources, refusal_lines
 
 STAGE = "mine"
 SOURCE_KEY = b"reid_ray.source_key"  # Parquet metadata: what a samples file was made from
@@ -115,13 +115,15 @@ def run_training_set_job(cfg: TrainingSetJobConfig, videos: str, out: Path) -> d
     check_out_dir(out)
     sources, refused = list_sources(videos, cfg.sources)
     (out / "errors").mkdir(parents=True, exist_ok=True)
-    check_run_state(out, cfg.fingerprint(), cfg.model_dump(mode="json"))
+    check_run_state(out, cfg.fingerprint(), cfg.run_record())
     write_or_remove(refused, ERROR, errors_path(out, "sources"))  # this run's refusals, not an earlier run's
     for r in refused:  # a licence refused now takes the video's views out of the set
         if r["video_id"]:
             samples_path(out, r["video_id"]).unlink(missing_ok=True)
             preview_path(out, r["video_id"]).unlink(missing_ok=True)
     log(f"{len(sources)} usable video(s), {len(refused)} refused")
+    for line in refusal_lines(refused, str(errors_path(out, "sources"))):
+        log(f"  {line}")
     summaries: list[dict] = []
     if sources:
         preflight(cfg)  # model files fetched once, in the driver, before any actor starts

@@ -3,6 +3,7 @@
 stale refusal records replaced. No Ray here: each case stops before any video is processed."""
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 from pathlib import Path
@@ -134,3 +135,65 @@ def test_reid_job_refuses_an_out_of_an_older_run_with_another_configuration(reid
     assert reid_main(["--videos", str(manifest), "--out", str(out)]) == 2
     assert "0123456789abcdef" in capsys.readouterr().err
     assert not (out / RUN_STATE).exists()
+
+
+@pytest.fixture
+def seven_refused(tmp_path) -> Path:
+    """Seven sources, each refused for its licence (odd ones a licence not allowed, even ones none)."""
+    rows = ["video_id,uri,license"]
+    for i in range(7):
+        (tmp_path / f"v{i}.mp4").write_bytes(b"not looked at: refused first")
+        rows.append(f"v{i},v{i}.mp4,{'proprietary' if i % 2 else ''}")
+    path = tmp_path / "refused.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("job", ["generate_pairs", "reid_videos", "build_training_set", "sweep_time_gap"])
+def test_refused_sources_are_named_with_their_reasons_and_a_run_with_none_left_exits_1(job, seven_refused, tmp_path, capsys,
+                                                                                         monkeypatch):
+    """The console names each refused source and why (the first five, then how many more), not only a count; with
+    every source refused the job exits 1 with the reasons on stderr. No Ray: nothing is left to process."""
+    monkeypatch.syspath_prepend(str(ROOT / "jobs"))  # sweep_time_gap imports generate_pairs as a script would
+    code = load_job(job).main(["--videos", str(seven_refused), "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code == 1, (out, err)
+    for i in range(5):
+        assert f"v{i}: " + ("licence 'proprietary' is not allowed" if i % 2 else "no licence") in out, out
+    assert "v5:" not in out and "v6:" not in out and "and 2 more (all in" in out, out
+    assert err.startswith("error: ") and "refused" in err and "licence 'proprietary' is not allowed" in err, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("job", ["generate_pairs", "reid_videos", "build_training_set"])
+def test_run_state_records_the_models_dir_the_run_used(job, seven_refused, tmp_path, monkeypatch, capsys):
+    """_run.json names the models folder actually used: REID_RAY_MODELS_DIR over the config's, else the default under
+    the home folder; never the config's value when something else won (or None)."""
+    main = load_job(job).main
+    env_dir, home = tmp_path / "from_env", tmp_path / "home"
+    monkeypatch.setenv("REID_RAY_MODELS_DIR", str(env_dir))
+    assert main(["--videos", str(seven_refused), "--out", str(tmp_path / "a"), "--set", "models_dir=/not/used"]) == 1
+    assert json.loads((tmp_path / "a" / RUN_STATE).read_text())["config"]["models_dir"] == str(env_dir)
+    monkeypatch.delenv("REID_RAY_MODELS_DIR")
+    monkeypatch.setenv("HOME", str(home))
+    assert main(["--videos", str(seven_refused), "--out", str(tmp_path / "b")]) == 1
+    assert json.loads((tmp_path / "b" / RUN_STATE).read_text())["config"]["models_dir"] == str(home / ".cache/reid_ray/models")
+
+
+class _Parsed(Exception):
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+
+
+@pytest.mark.parametrize("job", sorted(p.stem for p in (ROOT / "jobs").glob("*.py")))
+def test_every_flag_of_every_job_says_what_it_is(job, monkeypatch):
+    """--help describes each flag: the parser a job builds is caught when it parses, and each option has a help text."""
+    def caught(parser, *args, **kwargs):
+        raise _Parsed(parser)
+
+    monkeypatch.syspath_prepend(str(ROOT / "jobs"))
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", caught)
+    with pytest.raises(_Parsed) as parsed:
+        load_job(job).main([])
+    flags = [a for a in parsed.value.parser._actions if a.dest != "help"]
+    assert flags and [a.option_strings for a in flags if not a.help or a.help == argparse.SUPPRESS] == []

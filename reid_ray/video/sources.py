@@ -23,7 +23,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import boto3
 import pyarrow.parquet as pq
@@ -83,6 +83,16 @@ def list_sources(spec: str, cfg: SourcesConfig) -> tuple[list[dict], list[dict]]
         raise SourceError("no source given: expected a video file, a folder, a manifest or s3://bucket/prefix")
     entries = [entry for part in parts for entry in _expand(part, cfg)]
     return _settle(entries, cfg)
+
+
+def refusal_lines(refused: Sequence[dict], where: str, limit: int = 5) -> list[str]:
+    """For the console: each refused source's id (else its uri) and why, the first ``limit``, then how many more
+    (all of them are in ``where``, the run's records)."""
+    lines = [f"{r['video_id'] or r['uri']}: {r['message'].splitlines()[0] if r['message'] else r['error_type']}"
+             for r in refused[:limit]]
+    if len(refused) > limit:
+        lines.append(f"and {len(refused) - limit} more (all in {where})")
+    return lines
 
 
 def sanitize_id(text: str) -> str:
