@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from reid_ray.mot_format import read_mot
+from reid_ray.mot_format import mot_row, read_mot
 from reid_ray.video.decode import probe, read_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -151,9 +151,7 @@ def write(work: Path, vid: str) -> Path:
     for r in df.itertuples():
         who = person_of(labels, r.tracklet_id, r.frame)
         if who != "clutter":
-            x1, y1, x2, y2 = r.bbox
-            f = int(r.frame) + 1
-            out.append((f, int(who), f"{f},{int(who)},{x1 + 1:.2f},{y1 + 1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},1,1,1"))
+            out.append((int(r.frame), int(who), mot_row(r.frame, int(who), r.bbox, "1,1,1")))
     path = GOLD / vid / "gt.txt"
     path.write_text("".join(line + "\n" for *_, line in sorted(out)))
     read_mot(path)  # the project's reader: 1-based frames, one box per id and frame

@@ -9,7 +9,7 @@ once it skips blank lines).
 - ``read_mot``: tracks (ground truth or a prediction) as a ``DataFrame``; an id twice in one frame is refused.
 - ``read_public_detections``: detections (every id -1) as ``Instances`` per 0-based frame, 0-based xyxy boxes.
 - ``to_mot`` / ``write_mot``: a video's identities (``reid_ray.tracking.exports.VideoTracks``) as rows that the
-  two readers read back to the same boxes.
+  two readers read back to the same boxes; ``mot_row`` one such row (the gold set's ``gt.txt`` too).
 - ``gt_to_public_detections``: a ground-truth file as public detections (ids dropped), for tests and benches.
 """
 from __future__ import annotations
@@ -146,12 +146,17 @@ def _detection_row(fields: list[str], where: str) -> tuple[int, list[float], flo
 # ---------------------------------------------------------------------------------------------- writing
 
 
+def mot_row(frame: int, ident: int, box, rest: str) -> str:
+    """One row from a 0-based frame and a 0-based ``x1, y1, x2, y2`` box: ``frame,id,x,y,w,h,<rest>``, 1-based frame and
+    pixels, box to 2 decimals; ``rest`` the columns from ``conf`` on, as written."""
+    x1, y1, x2, y2 = box
+    return f"{int(frame) + 1},{ident},{x1 + 1:.2f},{y1 + 1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{rest}"
+
+
 def to_mot(tracks: VideoTracks) -> str:
     """``frame,id,x,y,w,h,score,-1,-1,-1`` rows: 1-based frames and pixels (as ``read_public_detections`` reads them)."""
-    lines = []
-    for f, i, (x1, y1, x2, y2), s in zip(tracks.frames, tracks.identities, tracks.boxes, tracks.scores):
-        lines.append(f"{f + 1},{i},{x1 + 1:.2f},{y1 + 1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{s:.4f},-1,-1,-1")
-    return "".join(line + "\n" for line in lines)
+    rows = zip(tracks.frames, tracks.identities, tracks.boxes, tracks.scores)
+    return "".join(mot_row(f, i, box, f"{s:.4f},-1,-1,-1") + "\n" for f, i, box, s in rows)
 
 
 def write_mot(tracks: VideoTracks, path: Path) -> Path:
