@@ -5,12 +5,13 @@ A bad value stops a job before any work with a message naming the field, exit co
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -367,11 +368,54 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
     return data
 
 
-def format_validation_error(err: ValidationError) -> str:
+def _as_section(annotation: Any) -> type[BaseModel] | None:
+    """The config model an annotation holds (``X`` or ``X | None``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+
+
+def _section_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str] | None:
+    """The valid keys of the section at ``loc`` (``("proposal", "calibration")``; ``()``: the top level) of
+    ``model``; None when ``loc`` is no section."""
+    node: Any = model
+    parts = list(loc)
+    while parts:
+        section = _as_section(node)
+        part = parts.pop(0)
+        if section is None or part not in section.model_fields:
+            return None
+        node = section.model_fields[part].annotation
+        if get_origin(node) is dict:  # sections by name (embedder.by_category.<category>): the name is any key
+            if not parts:
+                return None
+            parts.pop(0)
+            node = get_args(node)[1]
+    section = _as_section(node)
+    return sorted(section.model_fields) if section is not None else None
+
+
+def _unknown_key(loc: Sequence[str | int], model: type[BaseModel], origin: str) -> str | None:
+    """What to say about a key no section has: the key, its section, where it was set, the closest valid key and
+    every valid one (pydantic's own words name none of them)."""
+    key, section = str(loc[-1]), ".".join(str(p) for p in loc[:-1])
+    keys = _section_keys(model, loc[:-1])
+    if keys is None:
+        return None
+    close = difflib.get_close_matches(key, keys, n=1)
+    return (f"config error: {'.'.join(str(p) for p in loc)}: unknown key '{key}' "
+            f"{f'in section {section!r}' if section else 'at the top level'}{f' ({origin})' if origin else ''}."
+            f"{f' Did you mean {close[0]!r}?' if close else ''} Valid keys{f' of {section}' if section else ''}: {', '.join(keys)}")
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel] | None = None,
+                            origin: Callable[[str], str] = lambda field: "") -> str:
+    """One line per error, naming the field; ``origin(field)`` says where a value was set (file or override)."""
     lines = []
     for e in err.errors():
         field = ".".join(str(p) for p in e["loc"]) or "<root>"
-        lines.append(f"config error: {field}: {e['msg']} (got {e.get('input')!r})")
+        unknown = _unknown_key(e["loc"], model, origin(field)) if e["type"] == "extra_forbidden" and model and e["loc"] else None
+        lines.append(unknown or f"config error: {field}: {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)
 
 
@@ -387,10 +431,17 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), m
             raise ConfigError(f"config file {p} must hold a mapping at the top level")
         data = loaded
     data = apply_overrides(data, overrides)
+    set_by = {item.split("=", 1)[0].strip(): item for item in overrides}
+
+    def origin(field: str) -> str:
+        # the override that set the key, a section above it or a key inside it; else the profile
+        item = next((v for k, v in set_by.items() if field == k or field.startswith(k + ".") or k.startswith(field + ".")), None)
+        return f"set by override '{item}'" if item else f"in {path}" if path is not None else ""
+
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err)) from None
+        raise ConfigError(format_validation_error(err, model, origin)) from None
 
 
 def load_config_or_exit(path: str | Path | None, overrides: Sequence[str] = (), model: type[BaseModel] = PairsJobConfig):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from reid_ray.config import ConfigError, PairsJobConfig, load_config
-from reid_ray.reid_config import ReidJobConfig, TrainingSetJobConfig
+from reid_ray.config import CalibrationConfig, ClipPairsConfig, ConfigError, EmbedderChoice, PairsJobConfig, load_config
+from reid_ray.reid_config import ReidJobConfig, TrackingConfig, TrainingSetJobConfig
 from reid_ray.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +57,32 @@ def test_bad_values_name_the_field(override, field):
     with pytest.raises(ConfigError) as err:
         load_config(ROOT / "configs/local.yaml", [override])
     assert field in str(err.value)
+
+
+@pytest.mark.parametrize("profile, model, override, section, closest, keys_of", [
+    ("local.yaml", PairsJobConfig, "clip_pairs.clip_lenght_s=3", "clip_pairs", "clip_length_s", ClipPairsConfig),
+    ("local.yaml", PairsJobConfig, "proposal.calibration.target_eror=0.1", "proposal.calibration", "target_error", CalibrationConfig),
+    ("local.yaml", PairsJobConfig, "embedder.by_category.person.bakend=dino", "embedder.by_category.person", "backend", EmbedderChoice),
+    ("local.yaml", PairsJobConfig, "clip_pair.time_gap_s=3", "", "clip_pairs", PairsJobConfig),
+    ("reid_local.yaml", ReidJobConfig, "tracking.max_sid_px=640", "tracking", "max_side_px", TrackingConfig),
+])
+def test_an_unknown_key_is_named_with_its_section_the_closest_key_and_every_valid_one(profile, model, override, section, closest, keys_of):
+    key = override.split("=")[0].split(".")[len(section.split(".")) if section else 0]
+    with pytest.raises(ConfigError) as err:
+        load_config(ROOT / "configs" / profile, [override], model)
+    msg = str(err.value)
+    assert f"unknown key '{key}' " + (f"in section '{section}'" if section else "at the top level") in msg, msg
+    assert f"set by override '{override}'" in msg and f"Did you mean '{closest}'?" in msg, msg
+    assert msg.endswith(f"Valid keys{f' of {section}' if section else ''}: {', '.join(sorted(keys_of.model_fields))}"), msg
+    assert "Extra inputs" not in msg
+
+
+def test_an_unknown_key_in_a_profile_names_the_file(tmp_path):
+    profile = tmp_path / "mine.yaml"
+    profile.write_text("sampling:\n  frames_per_clp: 4\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(profile)
+    assert f"unknown key 'frames_per_clp' in section 'sampling' (in {profile}). Did you mean 'frames_per_clip'?" in str(err.value)
 
 
 def test_fingerprint_ignores_placement_but_not_results():
