@@ -1,6 +1,9 @@
 """The time-gap sweep: one run per gap, a curriculum summary and its plot."""
 import json
+from collections import Counter
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from _paths import require_shared
@@ -18,7 +21,16 @@ def test_sweep_writes_curriculum(ray_local, tmp_path):
     saved = json.loads((tmp_path / "out/curriculum.json").read_text())
     assert saved["gaps"] == [2.0, 8.0] and set(saved["per_gap"]) == {"2", "8"}
     for g in ("2", "8"):
-        assert (tmp_path / f"out/gap_{g}/report.json").exists()
-        assert saved["per_gap"][g]["n_pairs"] == sum(saved["per_gap"][g]["by_label"].values())
+        # Each gap's summary against that run's own files: its config, its pairs and its report's dataset card.
+        run = tmp_path / f"out/gap_{g}"
+        assert json.loads((run / "_run.json").read_text())["config"]["clip_pairs"]["time_gap_s"] == float(g)
+        rows = [r for f in sorted((run / "pairs").glob("*.parquet"))
+                for r in pq.read_table(f, columns=["label", "kind", "similarity"]).to_pylist()]
+        card = json.loads((run / "report.json").read_text())["dataset_card"]
+        per_gap = saved["per_gap"][g]
+        assert per_gap["n_pairs"] == len(rows) == card["pairs"] > 0
+        assert per_gap["by_label"] == dict(Counter(r["label"] for r in rows)) == card["by_label"]
+        sims = [r["similarity"] for r in rows if r["kind"] == "match"]
+        assert per_gap["median_match_similarity"] == (round(float(np.median(sims)), 4) if sims else None)
     png = tmp_path / "out/curriculum.png"
     assert png.exists() and png.stat().st_size > 10_000 and summary["plot"] == str(png)
