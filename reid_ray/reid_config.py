@@ -97,6 +97,10 @@ class OutputsConfig(Strict):
         "as RLE where the profile has them), yolo (per-frame labels with the track id), cvat (CVAT for video 1.1 XML).",
     )
 
+    figures: bool = Field(True, description="The dendrogram, the embedding figure and patch_maps.png of each video.")
+    videos: bool = Field(True, description="final_reid_output.mp4 and raw_tracklets_output.mp4 of each video. Off "
+                         "for a corpus where only the identities are wanted: drawing every frame twice costs.")
+
     @field_validator("track_formats")
     @classmethod
     def _canonical_order(cls, v: list[str]) -> list[str]:

@@ -12,6 +12,8 @@ on frame 500. They pass mannequins and other shoppers at the door both ways: one
 Each test runs on the stretch of its clip around the event (frames copied losslessly, FFV1): the job's time goes
 to detecting and embedding every frame, and the frames far from the event test nothing more.
 """
+import json
+
 import cv2
 import pandas as pd
 import pyarrow.parquet as pq
@@ -57,11 +59,14 @@ def _nearest(ids: pd.DataFrame, frame: int, x: float, y: float) -> pd.Series:
 def _run(clip: str, out, stretch: tuple[int, int]) -> pd.DataFrame:
     cfg = load_config("configs/reid_local.yaml", [f"models_dir={require_shared('models').resolve()}",
                                                  "sources.default_license=CAVIAR-research",
-                                                 "embedding_plot=pca"], ReidJobConfig)  # identities unchanged, no UMAP JIT
+                                                 # identities unchanged without the pictures and videos
+                                                 "outputs.figures=false", "outputs.videos=false"], ReidJobConfig)
     stage = ReidVideoStage(cfg.model_dump_json(), str(out))
     uri = _excerpt(clip, stretch, out / "excerpt.mkv")
     summary = stage.process({"video_id": "clip", "uri": uri, "license": "CAVIAR-research"})
     assert summary["status"] == "ok", summary["message"]
+    report = json.loads((out / "clip" / "report.json").read_text())
+    assert report["figures"] == {} and not (out / "clip" / "final_reid_output.mp4").exists()  # outputs.* off
     return pd.read_csv(out / "clip" / "identities.txt", header=None, names=["frame", "id", "x", "y", "w", "h", "conf", "a", "b", "c"])
 
 

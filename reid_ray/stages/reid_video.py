@@ -164,12 +164,15 @@ class ReidVideoStage:
             self.write_tables(out, vid, tracklets, identity, embs)
             exports = write_track_exports(out, self.cfg.outputs.track_formats,
                                           VideoTracks.from_tracklets(vid, info, tracklets, identity, filled, detections))
-            figures = self.write_figures(out, vid, tracklets, identity, embs, z, in_tree)
-            if self.write_patch_maps(out, local, tracklets, identity, detections, vid):
-                figures["patch_maps"] = PATCH_MAPS
+            figures = {}
+            if self.cfg.outputs.figures:
+                figures = self.write_figures(out, vid, tracklets, identity, embs, z, in_tree)
+                if self.write_patch_maps(out, local, tracklets, identity, detections, vid):
+                    figures["patch_maps"] = PATCH_MAPS
             timings["figures_s"] = time.perf_counter() - t
             t = time.perf_counter()
-            self.write_videos(out, local, info.fps, tracklets, identity, filled, detections)
+            if self.cfg.outputs.videos:
+                self.write_videos(out, local, info.fps, tracklets, identity, filled, detections)
             timings["videos_s"] = time.perf_counter() - t
         report = {
             "video_id": vid,
