@@ -3,6 +3,7 @@ it into a Ray Data operator. Nothing else in the project talks to Ray Data's pla
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from reid_ray.config import StageResources
@@ -33,6 +34,17 @@ def apply_stage(ds, stage: Stage):
         max_restarts=-1,
         max_task_retries=-1,
     )
+
+
+def rows_of(batch: dict) -> list[dict]:
+    """A Ray Data batch (column -> array or list) as rows of plain Python values."""
+    n = len(next(iter(batch.values()))) if batch else 0
+    return [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in batch.items()} for i in range(n)]
+
+
+def columns_of(rows: list[dict], fields: Sequence[str]) -> dict[str, list]:
+    """Rows back into the batch a stage returns: ``fields`` only, in order."""
+    return {k: [r[k] for r in rows] for k in fields}
 
 
 def init_ray(address: str | None, num_cpus: int | None) -> None:

@@ -22,11 +22,11 @@ import pyarrow.parquet as pq
 from reid_ray.io import errors_path, read_tables, write_json_atomic, write_or_remove, write_table_atomic
 from reid_ray.models.registry import preflight
 from reid_ray.names import safe_name
-from reid_ray.pipeline import Stage, apply_stage, init_ray
+from reid_ray.pipeline import Stage, apply_stage, columns_of, init_ray, rows_of
 from reid_ray.reid_config import TrainingSetJobConfig
 from reid_ray.run_state import check_out_dir, check_run_state
 from reid_ray.schemas import ERROR, error_row, table_from_rows
-from reid_ray.stages.probe import rows_of, source_key
+from reid_ray.stages.probe import source_key
 from reid_ray.train.data import TRAINING_SET_SAMPLES, to_arrow
 from reid_ray.video.decode import VideoDecodeError, content_fingerprint
 from reid_ray.video.sources import list_sources, refusal_lines
@@ -73,7 +73,7 @@ class MineTrainingViews:
 
     def __call__(self, batch: dict) -> dict[str, list]:
         summaries = [self.process(v) for v in rows_of(batch)]
-        return {k: [s[k] for s in summaries] for k in SUMMARY_FIELDS}
+        return columns_of(summaries, SUMMARY_FIELDS)
 
     def process(self, video: dict) -> dict:
         from reid_ray.train.data import mine_video

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from reid_ray.config import PairsJobConfig
-from reid_ray.pipeline import StageClock
+from reid_ray.pipeline import StageClock, columns_of, rows_of
 from reid_ray.storage import out_root
 from reid_ray.stages.clip_pairs import sample_frames
-from reid_ray.stages.probe import CLIP_PAIR_FIELDS, rows_of
+from reid_ray.stages.probe import CLIP_PAIR_FIELDS
 from reid_ray.tracking.bridge import bridge_frames, is_bridged
 from reid_ray.video.decode import VideoDecodeError, local_video, probe, read_frames
 
@@ -74,7 +74,7 @@ class DecodeClipPairs:
         clip_pairs = rows_of(batch)
         with self.clock.timed(len(clip_pairs)):
             rows = [self.decode(cp) for cp in clip_pairs]
-        return {k: [r[k] for r in rows] for k in DECODED_FIELDS}
+        return columns_of(rows, DECODED_FIELDS)
 
     def decode(self, clip_pair: dict) -> dict:
         row = {**{k: clip_pair[k] for k in CLIP_PAIR_FIELDS}, "frames": b"", "frame_indices": b"", "frame_height": 0,

@@ -23,7 +23,7 @@ from reid_ray.io import (
 from reid_ray.models import registry
 from reid_ray.storage import OutPath, S3Path, out_root, upload_file
 from reid_ray.names import packet_file_name
-from reid_ray.pipeline import StageClock
+from reid_ray.pipeline import StageClock, columns_of, rows_of
 from reid_ray.records import rle_to_mask
 from reid_ray.review.gold import gold_answer
 from reid_ray.schemas import CANDIDATE, ERROR, PAIR, PROPOSAL, error_row, table_from_rows
@@ -120,10 +120,10 @@ class RouteVideo:
         self.clock = StageClock("route", self.out)
 
     def __call__(self, batch: dict) -> dict[str, list]:
-        ids = [str(v) for v in batch["video_id"]]
+        ids = [str(r["video_id"]) for r in rows_of(batch)]
         with self.clock.timed(len(ids)):
             rows = [self.route(v) for v in ids]
-        return {k: [r[k] for r in rows] for k in ROUTE_FIELDS}
+        return columns_of(rows, ROUTE_FIELDS)
 
     def route(self, video_id: str) -> dict:
         status = {"video_id": video_id, "status": "routed", "n_clip_pairs": 0, "n_unfinished": 0, "n_pairs": 0, "n_review": 0}

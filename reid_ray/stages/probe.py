@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from reid_ray.config import PairsJobConfig
 from reid_ray.io import calibration_samples_path, clip_pairs_path, read_parquet, retire_video, video_errors_path, write_or_remove, write_table_atomic
-from reid_ray.pipeline import StageClock
+from reid_ray.pipeline import StageClock, rows_of
 from reid_ray.storage import out_root
 from reid_ray.schemas import CLIP_PAIR, ERROR, error_row, table_from_rows
 from reid_ray.stages.clip_pairs import ClipSelectionError, select_clip_pairs
@@ -24,11 +24,6 @@ CLIP_PAIR_FIELDS = tuple(CLIP_PAIR.names)
 def source_key(video: dict, fingerprint: str) -> str:
     payload = json.dumps([video["uri"], video["license"], fingerprint])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def rows_of(batch: dict) -> list[dict]:
-    n = len(next(iter(batch.values()))) if batch else 0
-    return [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in batch.items()} for i in range(n)]
 
 
 class ProbeStage:

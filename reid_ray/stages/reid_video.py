@@ -32,6 +32,7 @@ from reid_ray.models import registry
 from reid_ray.models.heads import MeanPoolHead
 from reid_ray.models.transnet import INPUT_HW, TransNetShotDetector
 from reid_ray.names import safe_name
+from reid_ray.pipeline import columns_of, rows_of
 from reid_ray.records import Instances, clip_boxes
 from reid_ray.reid_config import ReidJobConfig
 from reid_ray.schemas import BBOX, ERROR, error_row, table_from_rows
@@ -113,10 +114,8 @@ class ReidVideoStage:
         return self.cfg.model_copy(update={"segmenter": self.cfg.segmenter.model_copy(update={"score_threshold": low})})
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        n = len(batch["video_id"])
-        rows = [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in batch.items()} for i in range(n)]
-        summaries = [self.process(r) for r in rows]
-        return {k: [s[k] for s in summaries] for k in SUMMARY_FIELDS}
+        summaries = [self.process(r) for r in rows_of(batch)]
+        return columns_of(summaries, SUMMARY_FIELDS)
 
     # ------------------------------------------------------------------------------------------ driver
 

@@ -27,13 +27,13 @@ from reid_ray.io import (
 )
 from reid_ray.models import registry
 from reid_ray.models.dlib_faces import attach_faces_to_people
-from reid_ray.pipeline import StageClock
+from reid_ray.pipeline import StageClock, columns_of, rows_of
 from reid_ray.storage import out_root
 from reid_ray.records import Instances
 from reid_ray.schemas import BRIDGE, CALIBRATION_SAMPLE, CANDIDATE, ERROR, PROPOSAL, error_row, table_from_rows
 from reid_ray.stages.clip_pairs import sample_frames
 from reid_ray.stages.decode import frames_to_decode, unpack_frames
-from reid_ray.stages.probe import CLIP_PAIR_FIELDS, rows_of
+from reid_ray.stages.probe import CLIP_PAIR_FIELDS
 from reid_ray.stages.propose import build_tracks, certain_pairs, matches, proposal_rows
 from reid_ray.stages.quality import assess
 from reid_ray.tracking.associate import AssociationParams, link_frames, split_on_appearance
@@ -93,7 +93,7 @@ class ClipPairSegmentStage:
         rows = rows_of(batch)
         with self.clock.timed(len(rows)):
             out = [{**{k: r[k] for k in CLIP_PAIR_FIELDS}, **self.process(r)} for r in rows]
-        return {k: [o[k] for o in out] for k in SEGMENTED_FIELDS}
+        return columns_of(out, SEGMENTED_FIELDS)
 
     def process(self, row: dict) -> dict:
         """Status of one decoded clip pair; its candidates (and bridges) written, or its error recorded."""
