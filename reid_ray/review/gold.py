@@ -51,15 +51,9 @@ def read_gold(path: str | Path) -> dict[str, str]:
 
 
 def _iter_jsonl(path: Path) -> Iterator[dict]:
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{n}: not valid JSON ({err.msg})") from None
+    from reid_ray.review.label_studio import iter_records  # label_studio imports this module
+
+    return iter_records(path)
 
 
 def merged_gold_lines(path: Path, new: Iterable[dict]) -> str:
