@@ -34,13 +34,13 @@ REAL_TEST = ["caviar/EnterExitCrossingPaths2front.mpg", "caviar/OneLeaveShopReen
 KINDS = ("mean", "attention", "transformer")
 
 
-def mine(stage, clips: list[str], dest: Path) -> Path:
+def mine(tracker, clips: list[str], dest: Path) -> Path:
     from reid_ray.train.data import mined_tracklet_rows, write_samples
 
     if not dest.exists():
         rows = []
         for clip in clips:
-            rows += mined_tracklet_rows(stage, str(SHARED / "video" / clip), Path(clip).stem, every_k=3)
+            rows += mined_tracklet_rows(tracker, str(SHARED / "video" / clip), Path(clip).stem, every_k=3)
         write_samples(dest, rows)
     return dest
 
@@ -67,7 +67,7 @@ def main() -> int:
     from reid_ray.models.heads import MeanPoolHead
     from reid_ray.models.set_heads import TrainedHead
     from reid_ray.reid_config import ReidJobConfig
-    from reid_ray.stages.reid_video import ReidVideoStage
+    from reid_ray.reid.tracker import VideoTracker
     from reid_ray.train.config import TrainConfig
     from reid_ray.train.data import build_from_synthetic, read_samples
     from reid_ray.train.evaluate import evaluate_heads, half_split
@@ -75,8 +75,8 @@ def main() -> int:
 
     t0 = time.perf_counter()
     reid_cfg = load_config(ROOT / "configs/reid_local.yaml", args.reid_set, ReidJobConfig)
-    stage = ReidVideoStage(reid_cfg.model_dump_json(), str(work / "scratch"))
-    embedder = stage.embedder
+    tracker = VideoTracker(reid_cfg)
+    embedder = tracker.embedder
     mask = args.synthetic_mask or reid_cfg.segmenter.box_mask
     train_dir = work / f"train_{mask}"  # training reads the whole folder: one folder per kind of synthetic mask
     train_dir.mkdir(parents=True, exist_ok=True)
@@ -86,8 +86,8 @@ def main() -> int:
     syn_test = work / f"synthetic_test_{mask}.parquet"
     if not syn_test.exists():
         build_from_synthetic(syn_test, args.test_videos, 200, embedder, every_k=3, mask=mask, cut_every_s=10, n_frames=300)
-    mine(stage, REAL_TRAIN, train_dir / "real_mined.parquet")
-    real_test = mine(stage, REAL_TEST, work / "real_test.parquet")
+    mine(tracker, REAL_TRAIN, train_dir / "real_mined.parquet")
+    real_test = mine(tracker, REAL_TEST, work / "real_test.parquet")
     print(f"data ready in {time.perf_counter() - t0:.0f} s", flush=True)
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -1,7 +1,7 @@
 """The seed's Chamfer-q against the power-mean Chamfer-p as the long-video job's tracklet distance, measured.
 
 For each clip (synthetic footage with exact ground truth; the REAL gold clips of tests/data/gold), the job's
-per-video stage (the code Ray runs, called directly) builds tracklets and their per-frame embeddings once, with
+tracker (reid_ray/reid/tracker.py, what the job's actor runs) builds tracklets and their per-frame embeddings once, with
 public detections (ground-truth / gold boxes) and with the profile's own detector. Then, per distance method, on
 those same tracklets:
 
@@ -70,38 +70,39 @@ def clips(args) -> dict[str, list[dict]]:
     return out
 
 
-def tracked(stage, clip: dict, det_dir: Path | None):
+def tracked(tracker, clip: dict, det_dir: Path | None):
     """(tracklets, per-tracklet embeddings compared (clean views where any), per-tracklet all embeddings)."""
     import numpy as np
 
     from reid_ray.mot_format import read_public_detections
     from reid_ray.video.decode import local_video, probe
 
-    with local_video(clip["uri"], stage.cfg.sources) as local:
+    with local_video(clip["uri"], tracker.cfg.sources) as local:
         info = probe(local)
         given = read_public_detections(det_dir / f"{clip['video_id']}.txt", info.n_frames) if det_dir else None
-        shots, _, embeddings, tracklets = stage.track(local, given)
-    embs = [np.stack([embeddings[f][i] for f, i in zip(tk.frames, tk.det_index)]) for tk in tracklets]
+        result = tracker.track(local, given)
+    shots, tracklets, embs = result.shots, result.tracklets, result.views()
     compared = [e[tk.clean] if tk.clean.any() else e for e, tk in zip(embs, tracklets)]
     return {"tracklets": tracklets, "embs": embs, "compared": compared, "shots": shots, "n_frames": info.n_frames, "info": info}
 
 
-def clustered(stage, t: dict, dist, threshold: float):
+def clustered(cfg, t: dict, dist, threshold: float):
     """The job's identity per tracklet at ``threshold``."""
+    from reid_ray.reid.identities import cluster_tracklets
     from reid_ray.tracking.clustering import temporal_overlap
 
-    stage.cfg.clustering.threshold = threshold
     cannot_link = temporal_overlap([tk.frames for tk in t["tracklets"]])
-    labels, _, _ = stage.cluster(t["tracklets"], dist, cannot_link)
+    labels, _, _ = cluster_tracklets(t["tracklets"], dist, cannot_link, cfg.clustering.model_copy(update={"threshold": threshold}))
     return labels + 1
 
 
-def identities_of(stage, t: dict, identity, work: Path, vid: str):
+def identities_of(cfg, t: dict, identity, work: Path, vid: str):
     """The job's MOT rows for these tracklets with these identities (interpolated gaps included)."""
     from reid_ray.mot_format import read_mot, write_mot
+    from reid_ray.reid.identities import fill_identity_gaps
     from reid_ray.tracking.exports import MOT_FILE, VideoTracks
 
-    filled = stage.filled(t["tracklets"], identity, t["shots"], t["n_frames"])
+    filled = fill_identity_gaps(t["tracklets"], identity, t["shots"], t["n_frames"], cfg.tracking.interpolate_gaps)
     path = work / "scratch" / vid / MOT_FILE
     write_mot(VideoTracks.from_tracklets(vid, t["info"], t["tracklets"], identity, filled), path)
     return read_mot(path)
@@ -128,7 +129,7 @@ def main() -> int:
     from reid_ray.metrics.mot import majority_identities, mot_metrics
     from reid_ray.mot_format import read_mot
     from reid_ray.reid_config import ReidJobConfig
-    from reid_ray.stages.reid_video import ReidVideoStage
+    from reid_ray.reid.tracker import VideoTracker
     from reid_ray.tracking.clustering import temporal_overlap
     from reid_ray.tracking.distances import distance_matrix
 
@@ -144,12 +145,12 @@ def main() -> int:
     results: dict = {}
     for mode in args.modes.split(","):
         det_dir = work / "detections" if mode == "public" else None
-        stage = ReidVideoStage(cfg.model_dump_json(), str(work / f"out_{mode}"), str(det_dir) if det_dir else None)
+        tracker = VideoTracker(cfg, public_detections=det_dir is not None)
         per: dict[str, dict] = {}  # split -> method -> {"same": [...], "diff": [...], "idf1": {thr: [IDTP, gt, pred]}}
         t0 = time.perf_counter()
         for split, members in sets.items():
             for clip in members:
-                t = tracked(stage, clip, det_dir)
+                t = tracked(tracker, clip, det_dir)
                 gt = read_mot(clip["gt"])
                 majority = majority_identities(gt, tracklets_as_mot_frame(t))
                 truth = np.array([majority.get(k + 1, -(k + 1)) for k in range(len(t["tracklets"]))])
@@ -164,10 +165,10 @@ def main() -> int:
                     acc["diff"] += dist[iu][pairs][~same].tolist()
                     scored: dict[bytes, dict] = {}  # many thresholds give the same clustering: TrackEval once each
                     for thr in THRESHOLDS:
-                        identity = clustered(stage, t, dist, thr)
+                        identity = clustered(cfg, t, dist, thr)
                         key = identity.tobytes()
                         if key not in scored:
-                            scored[key] = mot_metrics(gt, identities_of(stage, t, identity, work, clip["video_id"]))
+                            scored[key] = mot_metrics(gt, identities_of(cfg, t, identity, work, clip["video_id"]))
                         m = scored[key]
                         tot = acc["idf1"].setdefault(thr, [0.0, 0, 0])
                         tot[0] += m["IDF1"] * (m["gt_dets"] + m["pred_dets"]) / 2

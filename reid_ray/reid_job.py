@@ -16,7 +16,8 @@ from reid_ray.pipeline import Stage, apply_stage, init_ray
 from reid_ray.reid_config import ReidJobConfig
 from reid_ray.run_state import check_out_dir, check_run_state
 from reid_ray.schemas import ERROR
-from reid_ray.stages.reid_video import ReidVideoStage, is_finished, video_errors_path
+from reid_ray.reid.outputs import is_finished, video_errors_path
+from reid_ray.stages.reid_video import ReidVideoStage
 from reid_ray.video.sources import list_sources, refusal_lines
 
 

@@ -61,15 +61,15 @@ class MineTrainingViews:
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = TrainingSetJobConfig.model_validate_json(cfg_json)
         self.out = Path(out_dir)
-        self._reid = None
+        self._tracker = None
 
     @property
-    def reid(self):
-        from reid_ray.stages.reid_video import ReidVideoStage
+    def tracker(self):
+        from reid_ray.reid.tracker import VideoTracker
 
-        if self._reid is None:
-            self._reid = ReidVideoStage(self.cfg.model_dump_json(exclude={"mining"}), str(self.out))  # its own profile
-        return self._reid
+        if self._tracker is None:
+            self._tracker = VideoTracker(self.cfg)  # the long-video job's own shots, detector, tracker and embedder
+        return self._tracker
 
     def __call__(self, batch: dict) -> dict[str, list]:
         summaries = [self.process(v) for v in rows_of(batch)]
@@ -90,7 +90,7 @@ class MineTrainingViews:
                 summary["status"] = "skipped"
                 return summary
             m = self.cfg.mining
-            mined = mine_video(self.reid, video["uri"], vid, m.every_k, m.clean_only, m.preview_tracklets, m.preview_views)
+            mined = mine_video(self.tracker, video["uri"], vid, m.every_k, m.clean_only, m.preview_tracklets, m.preview_views)
             rows = [r for r in mined.rows if len(r["patches"])]  # a sliver's mask can hold no patch: counted, not kept
             table = to_arrow(rows)
             write_table_atomic(table.replace_schema_metadata({SOURCE_KEY: key.encode()}), path)

@@ -15,7 +15,7 @@ import jobs.build_training_set as build_job
 import jobs.train as train_job
 from reid_ray.config import load_config
 from reid_ray.reid_config import TrainingSetJobConfig
-from reid_ray.stages.reid_video import ReidVideoStage
+from reid_ray.reid.tracker import VideoTracker
 from reid_ray.train.data import read_samples
 from reid_ray.video.synthetic import SyntheticSpec, generate
 
@@ -50,7 +50,8 @@ def test_training_set_from_unlabelled_video_feeds_train(ray_local, tmp_path, cap
 
     # The rows are every 2nd clean view of the tracklets the long-video job itself builds, keyed by video and shot.
     cfg = load_config("configs/reid_local.yaml", [models, "embedder.backend=efficientnet_lite0"], TrainingSetJobConfig)
-    shots, _, _, tracklets = ReidVideoStage(cfg.model_dump_json(exclude={"mining"}), str(tmp_path / "o")).track(str(a.video_path), None)
+    tracked = VideoTracker(cfg).track(str(a.video_path))
+    shots, tracklets = tracked.shots, tracked.tracklets
     mined = pq.read_table(out / "samples" / "walk_a.parquet").to_pylist()
     by_id = {f"t{tk.tracklet_id}": tk for tk in tracklets}
     for r in mined:

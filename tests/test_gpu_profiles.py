@@ -27,7 +27,7 @@ def _on_cpu(sam3: str, dino: str) -> list[str]:
 @pytest.mark.ray
 def test_reid_gpu_profile_tracks_with_sam3_sessions_per_scene(ray_local, tiny_models, tmp_path):
     from reid_ray.reid_job import run_reid_job
-    from reid_ray.stages.reid_video import TRACKLET
+    from reid_ray.reid.outputs import TRACKLET
     from reid_ray.tracking.tracklets import split_segments
 
     video = generate(SyntheticSpec(video_id="scene", seed=3, n_frames=24, n_people=2, width=224, height=160, cut_every_s=1.5), tmp_path / "v")

@@ -18,7 +18,7 @@ from reid_ray.mot_format import gt_to_public_detections, read_mot
 from reid_ray.reid_config import ReidJobConfig
 from reid_ray.reid_job import run_reid_job
 from reid_ray.schemas import ERROR
-from reid_ray.stages.reid_video import TRACKLET
+from reid_ray.reid.outputs import TRACKLET
 from reid_ray.tracking.distances import distance_matrix, sharded_distance_matrix
 from reid_ray.video.synthetic import SyntheticSpec, generate
 
@@ -279,7 +279,7 @@ def test_ctrl_c_exits_130_with_a_one_line_message(corpus, tmp_path):
 
 
 def test_the_embedding_figure_plots_a_bounded_sample_with_every_tracklet():
-    from reid_ray.stages.reid_video import plot_sample
+    from reid_ray.reid.outputs import plot_sample
 
     lengths = [5000, 3, 1, 200]
     shown = plot_sample(lengths, 2000)
@@ -292,38 +292,38 @@ def test_the_embedding_figure_plots_a_bounded_sample_with_every_tracklet():
 def test_a_masked_segmenter_keeps_its_masks_on_frames_over_max_side_px(tmp_path):
     """YOLOv8-seg (real masks, read from ../shared) on CAVIAR frames at twice their size, over tracking.max_side_px:
     the person comes back in source pixels with the segmenter's own mask resized, not a box, and that mask is what
-    the embedder pools. No Ray: the stage is called directly."""
+    the embedder pools. No Ray: the tracker is called directly."""
     pytest.importorskip("ai_edge_litert")
     import cv2
 
-    from reid_ray.stages.reid_video import ReidVideoStage
+    from reid_ray.reid.tracker import VideoTracker
     from reid_ray.video.decode import read_frames
 
     frames = [cv2.resize(f, (768, 576), interpolation=cv2.INTER_CUBIC)
               for f in read_frames(require_shared("video/caviar/OneLeaveShopReenter1front.mpg"), [150, 160])]
     cfg = _cfg("segmenter.backend=yolov8_seg", "tracking.max_side_px=384")
-    stage = ReidVideoStage(cfg.model_dump_json(), str(tmp_path / "out"))
+    tracker = VideoTracker(cfg)
 
-    inst = stage.detect(frames[1])
+    inst = tracker.detect(frames[1])
     people = inst.select(np.flatnonzero(inst.categories == "person"))
     assert len(people) >= 1 and people.masks is not None and people.masks.shape[1:] == (576, 768)
     boxes = people.box_masks((576, 768))
     for mask, box in zip(people.masks, boxes):
         assert 0.3 < mask.sum() / box.sum() < 0.9  # a body, not its box
         assert (mask & ~box).sum() < 0.05 * mask.sum()  # inside its box (up to the rounding of the resize)
-    small = stage.segmenter.segment([cv2.resize(frames[1], (384, 288), interpolation=cv2.INTER_AREA)])[0]
+    small = tracker.segmenter.segment([cv2.resize(frames[1], (384, 288), interpolation=cv2.INTER_AREA)])[0]
     np.testing.assert_allclose(inst.boxes, small.boxes * 2, rtol=1e-6)
 
-    # Through the stage's scan of a video: the embedder is handed those masks, not box masks.
+    # Through the tracker's scan of a video: the embedder is handed those masks, not box masks.
     video = tmp_path / "big.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25, (768, 576))
     for f in frames:
         writer.write(f[:, :, ::-1])
     writer.release()
     seen = []
-    pool = stage.embedder.patch_sets
-    stage.embedder.patch_sets = lambda frame, masked: seen.append(masked) or pool(frame, masked)
-    stage.scan(str(video), None)
+    pool = tracker.embedder.patch_sets
+    tracker.embedder.patch_sets = lambda frame, masked: seen.append(masked) or pool(frame, masked)
+    tracker.scan(str(video), None)
     masked = [m for s in seen for m, c, b in zip(s.masks, s.core_masks((576, 768)), s.box_masks((576, 768)))
               if not (m == c).all() and not (m == b).all()]
     assert seen and len(masked) == sum(len(s) for s in seen), "every person embedded inside its own mask"

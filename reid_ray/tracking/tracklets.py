@@ -8,6 +8,7 @@ even when the tracker would continue it (whoever comes back in is a question for
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from reid_ray.tracking.associate import (
     link_frames,
     split_on_appearance,
 )
+
+if TYPE_CHECKING:  # the config module imports tracking modules: a type only here
+    from reid_ray.reid_config import TrackingConfig
 
 
 @dataclass(frozen=True)
@@ -143,25 +147,27 @@ def _link_segments(
     return out
 
 
+def association_params(tracking: TrackingConfig) -> AssociationParams:
+    """Frame-to-frame association's gates and weights from the tracking config."""
+    return AssociationParams(min_iou=tracking.min_iou, min_similarity=tracking.min_similarity,
+                             appearance_weight=tracking.appearance_weight, appearance_momentum=tracking.appearance_momentum)
+
+
 def build_tracklets(
     detections: list[Instances],
     shots: list[tuple[int, int]],
     frame_shape: tuple[int, int],
-    params: AssociationParams,
-    max_missed: int,
-    min_frames: int,
+    tracking: TrackingConfig,
     max_shot_frames: int,
-    border_px: float = 2.0,
+    *,
     embeddings: list[np.ndarray] | None = None,
-    split_similarity: float | None = None,
-    max_overlap: float = 0.0,
-    split_at_occlusions: bool = False,
-    occluded_by: str = "any",
     secondary: list[np.ndarray] | None = None,
-    max_height_jump: float | None = None,
     track_ids_given: bool = False,
+    association: AssociationParams | None = None,
 ) -> list[Tracklet]:
-    """Tracklets (ids 0..k-1, in order of first frame) from one video's per-frame detections.
+    """Tracklets (ids 0..k-1, in order of first frame) from one video's per-frame detections, by the rules of
+    ``tracking`` (``max_missed``, ``min_tracklet_frames``, ``border_px``, ``max_overlap``, ``occluded_by``,
+    ``split_similarity``, ``split_at_occlusions``, ``max_height_jump``; ``association`` defaults to its gates).
 
     With ``embeddings`` (one L2-normalised row per detection), association also weighs appearance, and with
     ``split_similarity`` a track is cut where consecutive clean views look less alike than that: boxes of two
@@ -180,6 +186,10 @@ def build_tracklets(
     ``track_ids_given``: the detections carry a video segmenter's track ids (SAM3's object ids, one session per
     segment): those are the raw tracks, no frame-to-frame linking; they are still cut where the object leaves the
     frame, and by the other rules asked for."""
+    params = association if association is not None else association_params(tracking)
+    max_missed, min_frames, border_px = tracking.max_missed, tracking.min_tracklet_frames, tracking.border_px
+    max_overlap, occluded_by, split_similarity = tracking.max_overlap, tracking.occluded_by, tracking.split_similarity
+    split_at_occlusions, max_height_jump = tracking.split_at_occlusions, tracking.max_height_jump
     segments = split_segments(shots, max_shot_frames)
     if secondary is not None:
         # Low-score boxes may only extend a track: views are judged among the confident ones while linking,

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +28,9 @@ import pyarrow.parquet as pq
 
 from reid_ray.models.base import PatchEmbedder
 from reid_ray.records import Instances
+
+if TYPE_CHECKING:  # the tracker loads models: imported where mining runs
+    from reid_ray.reid.tracker import VideoTracker
 
 # Where a synthetic training view's patches come from: the exact visible mask, or a mask made from its box.
 MaskSource = Literal["exact", "box", "core"]
@@ -179,9 +182,9 @@ def build_from_synthetic(out_path: str | os.PathLike, n_videos: int, seed: int, 
     return write_samples(out_path, rows)
 
 
-def mined_tracklet_rows(stage, uri: str, video_id: str, every_k: int = 3, clean_only: bool = True) -> list[dict]:
+def mined_tracklet_rows(tracker: VideoTracker, uri: str, video_id: str, every_k: int = 3, clean_only: bool = True) -> list[dict]:
     """Rows from any video, no labels (``mine_video`` without the preview)."""
-    return mine_video(stage, uri, video_id, every_k, clean_only).rows
+    return mine_video(tracker, uri, video_id, every_k, clean_only).rows
 
 
 @dataclass
@@ -192,9 +195,9 @@ class MinedVideo:
     n_shots: int
 
 
-def mine_video(stage, uri: str, video_id: str, every_k: int = 3, clean_only: bool = True, preview_tracklets: int = 0,
+def mine_video(tracker: VideoTracker, uri: str, video_id: str, every_k: int = 3, clean_only: bool = True, preview_tracklets: int = 0,
                preview_views: int = 6) -> MinedVideo:
-    """Rows from any video, no labels: the long-video job's own shots and tracklets (``ReidVideoStage.track``),
+    """Rows from any video, no labels: the long-video job's own shots and tracklets (``VideoTracker.track``),
     then, on a second decoding pass, the patch sets of every k-th frame of each tracklet inside its mask.
     ``identity`` is null: a tracklet's views are positives of each other, other tracklets of its shot hard
     negatives, other videos easy ones. Occluded views are left out by default (their patches show two people).
@@ -203,8 +206,9 @@ def mine_video(stage, uri: str, video_id: str, every_k: int = 3, clean_only: boo
     most tracklets (hard negatives of each other), for the data set's sample picture."""
     from reid_ray.video.decode import iter_frames, local_video
 
-    with local_video(uri, stage.cfg.sources) as local:
-        _, detections, _, tracklets = stage.track(local, None)
+    with local_video(uri, tracker.cfg.sources) as local:
+        tracked = tracker.track(local)
+        detections, tracklets = tracked.detections, tracked.tracklets
         wanted: dict[int, list[tuple[int, int]]] = {}
         views: dict[int, list[int]] = {}  # tracklet id -> frames kept
         for tk in tracklets:
@@ -221,8 +225,8 @@ def mine_video(stage, uri: str, video_id: str, every_k: int = 3, clean_only: boo
                 continue
             members = wanted[f]
             inst = detections[f].select(np.array([i for _, i in members]))
-            masked = inst.with_masks(frame.shape[:2], stage.cfg.segmenter.box_mask)
-            for (tid, _), patches, box in zip(members, stage.embedder.patch_sets(frame, masked), inst.boxes):
+            masked = inst.with_masks(frame.shape[:2], tracker.cfg.segmenter.box_mask)
+            for (tid, _), patches, box in zip(members, tracker.embedder.patch_sets(frame, masked), inst.boxes):
                 rows.append({"video_id": video_id, "shot_id": f"shot{shot_of[tid]:03d}", "tracklet_id": f"t{tid}",
                              "identity": None, "frame": f, "patches": patches})
                 if f in shown.get(tid, ()):
