@@ -34,7 +34,7 @@ from reid_ray.models.transnet import INPUT_HW, TransNetShotDetector
 from reid_ray.names import safe_name
 from reid_ray.pipeline import columns_of, rows_of
 from reid_ray.records import Instances, clip_boxes
-from reid_ray.reid_config import ReidJobConfig
+from reid_ray.config import ReidJobConfig
 from reid_ray.schemas import BBOX, ERROR, error_row, table_from_rows
 from reid_ray.tracking.associate import AssociationParams
 from reid_ray.tracking.clustering import cluster_hierarchy, cluster_with_anchors, temporal_overlap
