@@ -63,12 +63,10 @@ def main() -> int:
 
     import ray
 
-    from reid_ray.config import load_config
+    from reid_ray.config import ReidJobConfig, TrainConfig, load_config
     from reid_ray.models.heads import MeanPoolHead
     from reid_ray.models.set_heads import TrainedHead
-    from reid_ray.reid_config import ReidJobConfig
     from reid_ray.reid.tracker import VideoTracker
-    from reid_ray.train.config import TrainConfig
     from reid_ray.train.data import build_from_synthetic, read_samples
     from reid_ray.train.evaluate import evaluate_heads, half_split
     from reid_ray.train.trainer import run_training

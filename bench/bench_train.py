@@ -45,7 +45,7 @@ def main() -> int:
     args = ap.parse_args()
     import ray
 
-    from reid_ray.train.config import TrainConfig
+    from reid_ray.config import TrainConfig
     from reid_ray.train.trainer import run_training
 
     ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)

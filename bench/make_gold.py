@@ -37,8 +37,7 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 def clips() -> list[dict]:
     """The manifest's rows, uris resolved by the project's own source listing (no refusal allowed)."""
-    from reid_ray.config import load_config
-    from reid_ray.reid_config import ReidJobConfig
+    from reid_ray.config import ReidJobConfig, load_config
     from reid_ray.video.sources import list_sources
 
     videos, errors = list_sources(str(GOLD / "manifest.csv"), load_config(REPO / "configs/reid_local.yaml", [], ReidJobConfig).sources)
@@ -49,8 +48,7 @@ def clips() -> list[dict]:
 def track(work: Path, only: list[str] | None) -> None:
     import ray
 
-    from reid_ray.config import load_config
-    from reid_ray.reid_config import ReidJobConfig
+    from reid_ray.config import ReidJobConfig, load_config
     from reid_ray.stages.reid_video import ReidVideoStage
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

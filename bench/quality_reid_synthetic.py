@@ -51,10 +51,9 @@ def main() -> int:
 
     import numpy as np
 
-    from reid_ray.config import load_config
+    from reid_ray.config import ReidJobConfig, load_config
     from reid_ray.metrics.mot import majority_identity_idf1, mot_metrics
     from reid_ray.mot_format import gt_to_public_detections, read_mot
-    from reid_ray.reid_config import ReidJobConfig
     from reid_ray.stages.reid_video import ReidVideoStage
     from reid_ray.video.synthetic import SyntheticSpec, generate
 

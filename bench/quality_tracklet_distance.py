@@ -125,10 +125,9 @@ def main() -> int:
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    from reid_ray.config import load_config
+    from reid_ray.config import ReidJobConfig, load_config
     from reid_ray.metrics.mot import majority_identities, mot_metrics
     from reid_ray.mot_format import read_mot
-    from reid_ray.reid_config import ReidJobConfig
     from reid_ray.reid.tracker import VideoTracker
     from reid_ray.tracking.clustering import temporal_overlap
     from reid_ray.tracking.distances import distance_matrix

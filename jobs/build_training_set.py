@@ -17,8 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout or a Ray working_dir
 
 from reid_ray.cli import NO_RESULTS_EXIT_CODE, add_config, add_out, add_set, add_videos, fail, job_parser, run_job  # noqa: E402
-from reid_ray.config import load_config_or_exit  # noqa: E402
-from reid_ray.reid_config import TrainingSetJobConfig  # noqa: E402
+from reid_ray.config import TrainingSetJobConfig, load_config_or_exit  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

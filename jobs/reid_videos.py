@@ -22,8 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout or a Ray working_dir
 
 from reid_ray.cli import NO_RESULTS_EXIT_CODE, add_config, add_out, add_set, add_videos, fail, job_parser, run_job  # noqa: E402
-from reid_ray.config import load_config_or_exit  # noqa: E402
-from reid_ray.reid_config import ReidJobConfig  # noqa: E402
+from reid_ray.config import ReidJobConfig, load_config_or_exit  # noqa: E402
 from reid_ray.reid_job import run_reid_job  # noqa: E402
 from reid_ray.tracking.exports import TRACK_FORMATS  # noqa: E402
 

@@ -17,9 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout or a Ray working_dir
 
 from reid_ray.cli import add_config, add_set, fail, job_parser, run_job  # noqa: E402
-from reid_ray.config import ConfigError, load_config_or_exit  # noqa: E402
+from reid_ray.config import ConfigError, TrainConfig, load_config_or_exit  # noqa: E402
 from reid_ray.run_state import check_out_dir  # noqa: E402
-from reid_ray.train.config import TrainConfig  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -13,7 +13,7 @@ from reid_ray.io import errors_path, read_tables, write_json_atomic, write_or_re
 from reid_ray.models.registry import preflight
 from reid_ray.names import safe_name
 from reid_ray.pipeline import Stage, apply_stage, init_ray
-from reid_ray.reid_config import ReidJobConfig
+from reid_ray.config import ReidJobConfig
 from reid_ray.run_state import check_out_dir, check_run_state
 from reid_ray.schemas import ERROR
 from reid_ray.reid.outputs import is_finished, video_errors_path

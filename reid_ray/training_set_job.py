@@ -23,7 +23,7 @@ from reid_ray.io import errors_path, read_tables, write_json_atomic, write_or_re
 from reid_ray.models.registry import preflight
 from reid_ray.names import safe_name
 from reid_ray.pipeline import Stage, apply_stage, columns_of, init_ray, rows_of
-from reid_ray.reid_config import TrainingSetJobConfig
+from reid_ray.config import TrainingSetJobConfig
 from reid_ray.run_state import check_out_dir, check_run_state
 from reid_ray.schemas import ERROR, error_row, table_from_rows
 from reid_ray.stages.probe import source_key

@@ -13,8 +13,7 @@ from _paths import require_shared
 
 import jobs.build_training_set as build_job
 import jobs.train as train_job
-from reid_ray.config import load_config
-from reid_ray.reid_config import TrainingSetJobConfig
+from reid_ray.config import TrainingSetJobConfig, load_config
 from reid_ray.reid.tracker import VideoTracker
 from reid_ray.train.data import read_samples
 from reid_ray.video.synthetic import SyntheticSpec, generate

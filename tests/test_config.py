@@ -5,9 +5,18 @@ from pathlib import Path
 
 import pytest
 
-from reid_ray.config import CalibrationConfig, ClipPairsConfig, ConfigError, EmbedderChoice, PairsJobConfig, load_config
-from reid_ray.reid_config import ReidJobConfig, TrackingConfig, TrainingSetJobConfig
-from reid_ray.train.config import TrainConfig
+from reid_ray.config import (
+    CalibrationConfig,
+    ClipPairsConfig,
+    ConfigError,
+    EmbedderChoice,
+    PairsJobConfig,
+    ReidJobConfig,
+    TrackingConfig,
+    TrainConfig,
+    TrainingSetJobConfig,
+    load_config,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,9 +135,62 @@ def test_missing_model_file_stops_before_ray_starts(tmp_path):
     ("reid_local.yaml", "clustering.threshold=-.inf", "clustering.threshold"),
 ])
 def test_nan_and_inf_are_refused_naming_the_field(profile, override, field):
-    from reid_ray.reid_config import ReidJobConfig
+    from reid_ray.config import ReidJobConfig
 
     model = ReidJobConfig if profile.startswith("reid") else PairsJobConfig
     with pytest.raises(ConfigError, match="finite number") as err:
         load_config(ROOT / "configs" / profile, [override], model)
     assert field in str(err.value)
+
+
+def _stated_leaves(model: type, stated: dict, path: tuple = ()):
+    """(path, value) of every key a profile states; a section (sub-model) is walked, any other value is one leaf."""
+    for key, value in stated.items():
+        annotation = model.model_fields[key].annotation
+        section = annotation if isinstance(annotation, type) and hasattr(annotation, "model_fields") else None
+        if section is not None and isinstance(value, dict):
+            yield from _stated_leaves(section, value, (*path, key))
+        else:
+            yield (*path, key), value
+
+
+def _at(data: dict, path: tuple):
+    for key in path:
+        data = data[key]
+    return data
+
+
+@pytest.mark.parametrize("profile, model", [(p, models[0]) for p, models in PROFILES.items()])
+def test_a_profile_states_only_what_differs_from_the_code_defaults(profile, model):
+    """The code defaults are the CPU profiles (which state at most models_dir); every key any profile states
+    changes a default, and every key it leaves out keeps it (also inside a section it states)."""
+    import yaml
+
+    stated = yaml.safe_load((ROOT / "configs" / profile).read_text()) or {}
+    defaults, loaded = model().model_dump(mode="json"), load_config(ROOT / "configs" / profile, model=model).model_dump(mode="json")
+    leaves = dict(_stated_leaves(model, stated))
+    same = [".".join(p) for p in leaves if _at(loaded, p) == _at(defaults, p)]
+    assert not same, f"{profile} states defaults: {same}"
+    assert loaded == model.model_validate(_merged_by_hand(defaults, leaves)).model_dump(mode="json")
+    if profile in ("local.yaml", "reid_local.yaml", "train.yaml"):
+        assert set(leaves) <= {("models_dir",)}
+
+
+def _merged_by_hand(defaults: dict, leaves: dict) -> dict:
+    import copy
+
+    data = copy.deepcopy(defaults)
+    for path, value in leaves.items():
+        _at(data, path[:-1])[path[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize("profile, model, fingerprint", [
+    ("local.yaml", PairsJobConfig, "2c59a3b283f65523"), ("gpu.yaml", PairsJobConfig, "dca23d4f0a6967ed"),
+    ("bench_scale.yaml", PairsJobConfig, "fa33a02461282886"),
+    ("reid_local.yaml", ReidJobConfig, "dfac2869b1a88dcf"), ("reid_gpu.yaml", ReidJobConfig, "39c815f9cf60df07"),
+    ("reid_local.yaml", TrainingSetJobConfig, "0fff443ba161f2fc"), ("reid_gpu.yaml", TrainingSetJobConfig, "df0156aca588f73a"),
+])
+def test_a_profile_keeps_the_fingerprint_of_its_earlier_runs(profile, model, fingerprint):
+    """Runs resume by fingerprint: moving a default between the code and a profile must not change one."""
+    assert load_config(ROOT / "configs" / profile, model=model).fingerprint() == fingerprint

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from reid_ray.config import TrackletDistanceConfig
 from reid_ray.tracking.distances import (
-    TrackletDistanceConfig,
     distance_matrix,
     frame_angle_distances,
     sharded_distance_matrix,

@@ -9,8 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from tiny_models import build_tiny_dinov3, build_tiny_sam3
 
-from reid_ray.config import load_config
-from reid_ray.reid_config import ReidJobConfig
+from reid_ray.config import ReidJobConfig, load_config
 from reid_ray.video.synthetic import SyntheticSpec, generate
 
 

@@ -199,3 +199,21 @@ def test_every_segmenter_backend_says_whether_its_masks_are_real():
     assert {b: registry.real_masks(b) for b in backends} == {"yolox": False, "yolov8_seg": True, "sam3": True, "bench_ground_truth": False}
     with pytest.raises(ValueError, match="not registered"):
         registry.real_masks("nope")
+
+
+def test_every_backend_is_built_and_preflighted_by_name(tmp_path):
+    """Embedders are looked up by name like segmenters; preflight resolves the model files of the backends that
+    read one (by name too) and of nothing else."""
+    from typing import get_args
+
+    from reid_ray.config import EmbedderChoice, PairsJobConfig
+    from reid_ray.models import registry
+
+    assert set(get_args(EmbedderChoice.model_fields["backend"].annotation)) == set(registry.EMBEDDERS)
+    assert set(registry.SEGMENTER_FILES) <= set(registry.SEGMENTERS) and set(registry.EMBEDDER_FILES) <= set(registry.EMBEDDERS)
+    bench = PairsJobConfig.model_validate({"segmenter": {"backend": "bench_ground_truth"}, "embedder": {"backend": "bench_ground_truth"},
+                                           "models_dir": str(tmp_path)})
+    registry.preflight(bench)  # reads no model file: nothing to fetch
+    assert type(registry.build_embedder(bench)).__name__ == "BenchGroundTruthEmbedder"
+    with pytest.raises(ValueError, match="has no builder here"):
+        registry.build_embedder(bench, EmbedderChoice.model_construct(backend="nope"))

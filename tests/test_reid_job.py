@@ -11,11 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from _paths import require_shared
 
-from reid_ray.config import load_config
+from reid_ray.config import ReidJobConfig, load_config
 from reid_ray.io import read_tables
 from reid_ray.metrics.mot import mot_metrics
 from reid_ray.mot_format import gt_to_public_detections, read_mot
-from reid_ray.reid_config import ReidJobConfig
 from reid_ray.reid_job import run_reid_job
 from reid_ray.schemas import ERROR
 from reid_ray.reid.outputs import TRACKLET

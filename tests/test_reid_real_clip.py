@@ -19,8 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from _paths import require_shared
 
-from reid_ray.config import load_config
-from reid_ray.reid_config import ReidJobConfig
+from reid_ray.config import ReidJobConfig, load_config
 from reid_ray.stages.reid_video import ReidVideoStage
 from reid_ray.video.decode import iter_frames
 

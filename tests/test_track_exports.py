@@ -326,8 +326,7 @@ def test_from_tracklets_takes_the_segmenters_masks_and_the_filled_boxes():
 def test_formats_flag_overrides_the_profile():
     from test_job_inputs import load_job
 
-    from reid_ray.config import ConfigError, load_config
-    from reid_ray.reid_config import ReidJobConfig
+    from reid_ray.config import ConfigError, ReidJobConfig, load_config
 
     job = load_job("reid_videos")
     args = job.parse_args(["--videos", "v", "--formats", "yolo, mot,cvat", "--set", "outputs.track_formats=[coco_vis]"])

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from reid_ray.records import Instances
-from reid_ray.reid_config import TrackingConfig
+from reid_ray.config import TrackingConfig
 from reid_ray.tracking.associate import AssociationParams
 from reid_ray.tracking.tracklets import build_tracklets, split_segments
 

@@ -10,7 +10,7 @@ import torch
 
 from reid_ray.models.set_heads import AttentionPool, MeanPool, TrainedHead, TransformerHead, build_head, pad_sets, save_head
 from reid_ray.records import Instances
-from reid_ray.train.config import LossConfig, SamplerConfig, TrainConfig
+from reid_ray.config import LossConfig, SamplerConfig, TrainConfig
 from reid_ray.train.data import (
     SampleTable, ingest_market1501, parse_market1501_name, read_samples, write_samples,
 )

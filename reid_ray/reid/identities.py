@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reid_ray.reid_config import ClusteringConfig, DistanceConfig
+from reid_ray.config import ClusteringConfig, DistanceConfig
 from reid_ray.tracking.clustering import cluster_hierarchy, cluster_with_anchors, temporal_overlap
 from reid_ray.tracking.distances import distance_matrix, sharded_distance_matrix
 from reid_ray.tracking.interpolate import fill_gaps, shot_index

@@ -24,7 +24,7 @@ from reid_ray.video.decode import VideoInfo, iter_frames
 if TYPE_CHECKING:
     from reid_ray.reid.identities import Identities
     from reid_ray.reid.tracker import TrackedVideo
-    from reid_ray.reid_config import ReidJobConfig
+    from reid_ray.config import ReidJobConfig
 
 TRACKLET = pa.schema(
     [

@@ -20,7 +20,7 @@ from reid_ray.models import registry
 from reid_ray.models.heads import MeanPoolHead
 from reid_ray.models.transnet import INPUT_HW, TransNetShotDetector
 from reid_ray.records import Instances, clip_boxes
-from reid_ray.reid_config import ReidJobConfig, TrackingConfig
+from reid_ray.config import ReidJobConfig, TrackingConfig
 from reid_ray.tracking.tracklets import Tracklet, build_tracklets, split_segments
 from reid_ray.video.decode import iter_frames
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reid_ray.config import ReidJobConfig
 from reid_ray.io import write_table_atomic
 from reid_ray.mot_format import DetectionsFormatError, read_public_detections
 from reid_ray.names import safe_name
@@ -20,7 +21,6 @@ from reid_ray.pipeline import columns_of, rows_of
 from reid_ray.reid import outputs
 from reid_ray.reid.identities import Identities, assign_identities
 from reid_ray.reid.tracker import TrackedVideo, VideoTracker
-from reid_ray.reid_config import ReidJobConfig
 from reid_ray.schemas import ERROR, error_row, table_from_rows
 from reid_ray.tracking.exports import VideoTracks, write_track_exports
 from reid_ray.video.decode import VideoDecodeError, local_video, probe

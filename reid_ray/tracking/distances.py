@@ -45,8 +45,7 @@ import ray
 if TYPE_CHECKING:
     import torch  # imported inside the all-pairs percentile path: actors that only propose stay free of torch's start-up time and memory
 
-from reid_ray.config import DistanceMethod as Method
-from reid_ray.config import TrackletDistanceConfig  # noqa: F401  (re-exported: jobs and tests import it from here)
+from reid_ray.config.sections import DistanceMethod as Method
 
 # A set of tracklets as the kernel and the object store hold it: (frames F x d float32, L2-normalised;
 # lengths T int64). Two plain arrays, so Ray stores them without pickling and tasks read them zero-copy.

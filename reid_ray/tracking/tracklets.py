@@ -20,7 +20,7 @@ from reid_ray.tracking.associate import (
 )
 
 if TYPE_CHECKING:  # the config module imports tracking modules: a type only here
-    from reid_ray.reid_config import TrackingConfig
+    from reid_ray.config import TrackingConfig
 
 
 @dataclass(frozen=True)

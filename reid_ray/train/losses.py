@@ -28,7 +28,7 @@ from pytorch_metric_learning.utils.distributed import (
     is_distributed,
 )
 
-from reid_ray.train.config import LossConfig
+from reid_ray.config import LossConfig
 
 
 class NonFiniteLossError(FloatingPointError):

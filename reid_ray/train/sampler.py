@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reid_ray.tracking.clustering import temporal_overlap
-from reid_ray.train.config import SamplerConfig, UnlabelledNegatives
+from reid_ray.config import SamplerConfig, UnlabelledNegatives
 from reid_ray.train.data import SampleTable
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from reid_ray.train.config import TrainConfig
+from reid_ray.config import TrainConfig
 
 HEAD_FILE, STATE_FILE, HISTORY_FILE = "head.pt", "state.pt", "history.json"
 

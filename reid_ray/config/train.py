@@ -1,11 +1,12 @@
-"""Configuration of head training (``jobs/train.py --config configs/train.yaml``), validated before any work."""
+"""Configuration of head training (``jobs/train.py``), validated before any work. The defaults are the CPU profile's
+(``configs/train.yaml``); other profiles state what differs."""
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from reid_ray.config import Strict
+from reid_ray.config.base import RayConnection, Strict
 
 # exp(gamma * s) with |s| <= ~1.4 (circle loss logits): float32 overflows near exp(88), float16 near exp(11).
 # PML subtracts the max in its logsumexp, but past a few hundred the gradients are so peaked that one pair
@@ -99,7 +100,10 @@ class ScalingSection(Strict):
     cpus_per_worker: float = Field(1.0, gt=0)
 
 
-class TrainConfig(Strict):
+class TrainConfig(RayConnection):
+    """Defaults: the CPU profile (``configs/train.yaml``): EfficientNet-Lite0 patches (dim 120), 2 gloo workers. GPU:
+    scaling.use_gpu=true (NCCL), head.in_dim 384/768 for DINO patches."""
+
     name: str = Field("set_head", description="Run name: reruns with the same --out and name resume.")
     seed: int = 0
     epochs: int = Field(20, ge=1)
@@ -107,6 +111,5 @@ class TrainConfig(Strict):
     loss: LossConfig = Field(default_factory=LossConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    scaling: ScalingSection = Field(default_factory=ScalingSection)
+    scaling: ScalingSection = Field(default_factory=lambda: ScalingSection(num_workers=2))
     checkpoints_to_keep: int = Field(2, ge=1)
-    ray_address: str | None = Field(None, description="None: join a running cluster if any, else start a local one.")
