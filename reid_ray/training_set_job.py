@@ -26,10 +26,9 @@ from reid_ray.pipeline import Stage, apply_stage, columns_of, init_ray, rows_of
 from reid_ray.reid_config import TrainingSetJobConfig
 from reid_ray.run_state import check_out_dir, check_run_state
 from reid_ray.schemas import ERROR, error_row, table_from_rows
-from reid_ray.stages.probe import source_key
 from reid_ray.train.data import TRAINING_SET_SAMPLES, to_arrow
 from reid_ray.video.decode import VideoDecodeError, content_fingerprint
-from reid_ray.video.sources import list_sources, refusal_lines
+from reid_ray.video.sources import list_sources, refusal_lines, source_key
 
 STAGE = "mine"
 SOURCE_KEY = b"reid_ray.source_key"  # Parquet metadata: what a samples file was made from

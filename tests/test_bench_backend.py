@@ -12,7 +12,7 @@ from reid_ray.config import load_config
 from reid_ray.io import SUBDIRS, candidates_path
 from reid_ray.models.bench_ground_truth import MIN_IN_FRAME, scene_seed, scene_spec
 from reid_ray.records import box_iou
-from reid_ray.stages.clip_pairs import select_clip_pairs
+from reid_ray.pairs.clip_pairs import select_clip_pairs
 from reid_ray.stages.decode import DecodeClipPairs
 from reid_ray.stages.segment import ClipPairSegmentStage
 from reid_ray.video.synthetic import SyntheticSpec, generate, ground_truth_only, render

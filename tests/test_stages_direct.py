@@ -14,7 +14,7 @@ from reid_ray.metrics.pairs import identity_at
 from reid_ray.stages.decode import DecodeClipPairs
 from reid_ray.stages.finalize import RouteVideo, read_candidates
 from reid_ray.stages.probe import ProbeStage
-from reid_ray.stages.propose import calibration_samples
+from reid_ray.pairs.proposal import calibration_samples
 from reid_ray.stages.segment import SEGMENTED_FIELDS, ClipPairSegmentStage
 from reid_ray.video.synthetic import SyntheticSpec, generate
 
@@ -142,8 +142,8 @@ def test_segment_stage_uses_a_trained_head_checkpoint(setup, tmp_path):
     import torch
 
     from reid_ray.models.set_heads import build_head, save_head
-    from reid_ray.stages.clip_pairs import select_clip_pairs
-    from reid_ray.stages.decode import unpack_frames
+    from reid_ray.pairs.clip_pairs import select_clip_pairs
+    from reid_ray.pairs.frames import unpack_frames
     from reid_ray.stages.segment import clip_rows
 
     root, video, cfg_json = setup

@@ -27,7 +27,7 @@ from reid_ray.pipeline import StageClock, columns_of, rows_of
 from reid_ray.records import rle_to_mask
 from reid_ray.review.gold import gold_answer
 from reid_ray.schemas import CANDIDATE, ERROR, PAIR, PROPOSAL, error_row, table_from_rows
-from reid_ray.stages.propose import make_router, route_proposals
+from reid_ray.pairs.proposal import make_router, route_proposals
 from reid_ray.video.decode import local_video, read_frames
 
 ROUTE_FIELDS = ("video_id", "status", "n_clip_pairs", "n_unfinished", "n_pairs", "n_review")

@@ -4,26 +4,14 @@ marker: new, or failed on an earlier run); a video that cannot be used becomes a
 ``errors/probe/`` and emits nothing."""
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
-
-import pyarrow.parquet as pq
-
 from reid_ray.config import PairsJobConfig
 from reid_ray.io import calibration_samples_path, clip_pairs_path, read_parquet, retire_video, video_errors_path, write_or_remove, write_table_atomic
+from reid_ray.pairs.clip_pairs import ClipSelectionError, select_clip_pairs
 from reid_ray.pipeline import StageClock, rows_of
 from reid_ray.storage import out_root
-from reid_ray.schemas import CLIP_PAIR, ERROR, error_row, table_from_rows
-from reid_ray.stages.clip_pairs import ClipSelectionError, select_clip_pairs
+from reid_ray.schemas import CLIP_PAIR, CLIP_PAIR_FIELDS, ERROR, error_row, table_from_rows
 from reid_ray.video.decode import VideoDecodeError, content_fingerprint, local_video, probe
-
-CLIP_PAIR_FIELDS = tuple(CLIP_PAIR.names)
-
-
-def source_key(video: dict, fingerprint: str) -> str:
-    payload = json.dumps([video["uri"], video["license"], fingerprint])
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+from reid_ray.video.sources import source_key
 
 
 class ProbeStage:

@@ -27,15 +27,14 @@ from reid_ray.io import (
 )
 from reid_ray.models import registry
 from reid_ray.models.dlib_faces import attach_faces_to_people
+from reid_ray.pairs.clip_pairs import sample_frames
+from reid_ray.pairs.frames import frames_to_decode, unpack_frames
+from reid_ray.pairs.proposal import build_tracks, certain_pairs, matches, proposal_rows
+from reid_ray.pairs.quality import assess
 from reid_ray.pipeline import StageClock, columns_of, rows_of
 from reid_ray.storage import out_root
 from reid_ray.records import Instances
-from reid_ray.schemas import BRIDGE, CALIBRATION_SAMPLE, CANDIDATE, ERROR, PROPOSAL, error_row, table_from_rows
-from reid_ray.stages.clip_pairs import sample_frames
-from reid_ray.stages.decode import frames_to_decode, unpack_frames
-from reid_ray.stages.probe import CLIP_PAIR_FIELDS
-from reid_ray.stages.propose import build_tracks, certain_pairs, matches, proposal_rows
-from reid_ray.stages.quality import assess
+from reid_ray.schemas import BRIDGE, CALIBRATION_SAMPLE, CANDIDATE, CLIP_PAIR_FIELDS, ERROR, PROPOSAL, error_row, table_from_rows
 from reid_ray.tracking.associate import AssociationParams, link_frames, split_on_appearance
 from reid_ray.tracking.bridge import find_bridges
 
