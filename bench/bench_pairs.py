@@ -127,7 +127,7 @@ def segment_stage_alone(cfg, videos: list[dict]) -> tuple[int, float]:
     for v in videos:
         info = probe(v["uri"])
         clip_pairs += select_clip_pairs(v, info.fps, info.n_frames, cfg.clip_pairs)
-    decoded = [decoder.decode(cp) for cp in clip_pairs]
+    decoded = [decoder.process(cp) for cp in clip_pairs]
     warm = ClipPairSegmentStage(cfg.model_dump_json(), tempfile.mkdtemp(prefix="bench_warm_"))
     warm.process(decoded[0])
     t = time.perf_counter()

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from reid_ray.io import errors_path, read_tables, write_json_atomic, write_or_remove, write_table_atomic
 from reid_ray.models.registry import preflight
 from reid_ray.names import safe_name
-from reid_ray.pipeline import Stage, apply_stage, columns_of, init_ray, rows_of
+from reid_ray.pipeline import RowStage, Stage, apply_stage, init_ray, rows_of
 from reid_ray.reid_config import TrainingSetJobConfig
 from reid_ray.run_state import check_out_dir, check_run_state
 from reid_ray.schemas import ERROR, error_row, table_from_rows
@@ -54,8 +54,10 @@ def made_from(path: Path) -> str | None:
     return (pq.read_schema(path).metadata or {}).get(SOURCE_KEY, b"").decode()
 
 
-class MineTrainingViews:
-    """``map_batches`` callable: one video per row; models load once per actor, on the first video with work."""
+class MineTrainingViews(RowStage):
+    """One video in, its summary out; models load once per actor, on the first video with work."""
+
+    fields = SUMMARY_FIELDS
 
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = TrainingSetJobConfig.model_validate_json(cfg_json)
@@ -69,10 +71,6 @@ class MineTrainingViews:
         if self._reid is None:
             self._reid = ReidVideoStage(self.cfg.model_dump_json(exclude={"mining"}), str(self.out))  # its own profile
         return self._reid
-
-    def __call__(self, batch: dict) -> dict[str, list]:
-        summaries = [self.process(v) for v in rows_of(batch)]
-        return columns_of(summaries, SUMMARY_FIELDS)
 
     def process(self, video: dict) -> dict:
         from reid_ray.train.data import mine_video

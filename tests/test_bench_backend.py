@@ -48,7 +48,7 @@ def test_segment_stage_candidates_are_the_scene_ground_truth(tmp_path, bench_vid
     video = {"video_id": "bench_test_video", "uri": str(bench_video.video_path), "license": "synthetic"}
     clip_pair = select_clip_pairs(video, 10.0, 120, cfg.clip_pairs)[0]
     kwargs = {"cfg_json": cfg.model_dump_json(), "out_dir": str(out)}
-    decoded = DecodeClipPairs(**kwargs).decode(clip_pair)
+    decoded = DecodeClipPairs(**kwargs).process(clip_pair)
     assert decoded["error_type"] == "" and decoded["frame_width"] <= 64  # placeholders, nothing decoded at size
     status = ClipPairSegmentStage(**kwargs).process(decoded)
     assert status["status"] == "ok", status["message"]

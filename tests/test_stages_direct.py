@@ -154,7 +154,7 @@ def test_segment_stage_uses_a_trained_head_checkpoint(setup, tmp_path):
     cfg["embedder"]["by_category"]["person"]["head"] = str(ckpt)
     stage = ClipPairSegmentStage(json.dumps(cfg), str(tmp_path / "out"))
     clip_pair = select_clip_pairs({"video_id": "direct", "uri": str(video.video_path), "license": "synthetic"}, 10.0, 120, stage.cfg.clip_pairs)[0]
-    decoded = DecodeClipPairs(json.dumps(cfg), str(tmp_path / "out")).decode(clip_pair)
+    decoded = DecodeClipPairs(json.dumps(cfg), str(tmp_path / "out")).process(clip_pair)
     rows, _ = stage.candidates(clip_rows(clip_pair)[0], unpack_frames(decoded), float(decoded["scale"]))
     emb = np.array([r["embedding"] for r in rows if r["category"] == "person"])
     assert emb.shape[1] == 32 and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)

@@ -13,7 +13,7 @@ import numpy as np
 
 from reid_ray.config import PairsJobConfig
 from reid_ray.pairs.frames import downscale, frames_to_decode, pack_frames
-from reid_ray.pipeline import StageClock, columns_of, rows_of
+from reid_ray.pipeline import RowStage, StageClock
 from reid_ray.schemas import CLIP_PAIR_FIELDS
 from reid_ray.storage import out_root
 from reid_ray.video.decode import VideoDecodeError, local_video, probe, read_frames
@@ -22,20 +22,16 @@ FRAME_FIELDS = ("frames", "frame_indices", "frame_height", "frame_width", "scale
 DECODED_FIELDS = CLIP_PAIR_FIELDS + FRAME_FIELDS
 
 
-class DecodeClipPairs:
-    """``map_batches`` callable (CPU actors)."""
+class DecodeClipPairs(RowStage):
+    """One clip pair in, the same row with its frames out (CPU actors)."""
+
+    fields = DECODED_FIELDS
 
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
         self.clock = StageClock("decode", out_root(out_dir, self.cfg.sources.s3_endpoint_url))
 
-    def __call__(self, batch: dict) -> dict[str, list]:
-        clip_pairs = rows_of(batch)
-        with self.clock.timed(len(clip_pairs)):
-            rows = [self.decode(cp) for cp in clip_pairs]
-        return columns_of(rows, DECODED_FIELDS)
-
-    def decode(self, clip_pair: dict) -> dict:
+    def process(self, clip_pair: dict) -> dict:
         row = {**{k: clip_pair[k] for k in CLIP_PAIR_FIELDS}, "frames": b"", "frame_indices": b"", "frame_height": 0,
                "frame_width": 0, "scale": 1.0, "error_type": "", "message": ""}
         wanted = sorted({i for indices in frames_to_decode(clip_pair, self.cfg).values() for i in indices})
