@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from reid_ray.io import errors_path, read_tables, write_json_atomic, write_or_remove, write_table_atomic
 from reid_ray.models.registry import preflight
 from reid_ray.names import safe_name
-from reid_ray.pipeline import RowStage, Stage, apply_stage, init_ray, rows_of
+from reid_ray.pipeline import RowStage, Stage, init_ray, rows_of, run_stages
 from reid_ray.reid_config import TrainingSetJobConfig
 from reid_ray.run_state import check_out_dir, check_run_state
 from reid_ray.schemas import ERROR, error_row, table_from_rows
@@ -127,8 +127,9 @@ def run_training_set_job(cfg: TrainingSetJobConfig, videos: str, out: Path) -> d
         init_ray(cfg.resources.ray_address, cfg.resources.num_cpus)
         import ray
 
-        ds = ray.data.from_items(sources, override_num_blocks=max(1, len(sources)))
-        ds = apply_stage(ds, Stage(STAGE, MineTrainingViews, {"cfg_json": cfg.model_dump_json(), "out_dir": str(out.resolve())}, cfg.resources.video))
+        kwargs = {"cfg_json": cfg.model_dump_json(), "out_dir": str(out.resolve())}
+        ds = run_stages(ray.data.from_items(sources, override_num_blocks=max(1, len(sources))),
+                        [Stage(STAGE, MineTrainingViews, kwargs, cfg.resources.video)])
         for batch in ds.iter_batches(batch_size=64, batch_format="numpy"):  # one small summary per video
             for s in rows_of(batch):
                 summaries.append(s)
