@@ -36,7 +36,7 @@ VOTES = np.array(["Same", "Different", "Unsure"])
 
 
 def hex_ids(rng: np.random.Generator, n: int) -> list[str]:
-    """16 hex characters, like reid_ray.stages.propose.pair_id (a truncated SHA-1)."""
+    """16 hex characters, like reid_ray.pairs.proposal.pair_id (a truncated SHA-1)."""
     h = rng.bytes(8 * n).hex()
     return [h[i : i + 16] for i in range(0, 16 * n, 16)]
 

@@ -75,8 +75,8 @@ def stage_throughput(cfg, videos: list[dict]) -> dict:
     import torch
 
     from reid_ray.models import registry
-    from reid_ray.stages.clip_pairs import sample_frames, select_clip_pairs
-    from reid_ray.stages.propose import propose_video
+    from reid_ray.pairs.clip_pairs import sample_frames, select_clip_pairs
+    from reid_ray.pairs.proposal import propose_video
     from reid_ray.video.decode import probe, read_frames
 
     torch.set_num_threads(1)
@@ -114,7 +114,7 @@ def segment_stage_alone(cfg, videos: list[dict]) -> tuple[int, float]:
     decoded beforehand (as the decode actors hand them over), in this process, one thread."""
     import torch
 
-    from reid_ray.stages.clip_pairs import select_clip_pairs
+    from reid_ray.pairs.clip_pairs import select_clip_pairs
     from reid_ray.stages.decode import DecodeClipPairs
     from reid_ray.stages.segment import ClipPairSegmentStage
     from reid_ray.video.decode import probe
@@ -127,7 +127,7 @@ def segment_stage_alone(cfg, videos: list[dict]) -> tuple[int, float]:
     for v in videos:
         info = probe(v["uri"])
         clip_pairs += select_clip_pairs(v, info.fps, info.n_frames, cfg.clip_pairs)
-    decoded = [decoder.decode(cp) for cp in clip_pairs]
+    decoded = [decoder.process(cp) for cp in clip_pairs]
     warm = ClipPairSegmentStage(cfg.model_dump_json(), tempfile.mkdtemp(prefix="bench_warm_"))
     warm.process(decoded[0])
     t = time.perf_counter()

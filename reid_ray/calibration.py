@@ -1,7 +1,7 @@
 """P(same individual | track distance), fitted per category on each run's own certain pairs, and the routing
 bands it gives.
 
-Every run holds answers that need no human (``stages/propose.py::certain_pairs``): two halves of one unbroken
+Every run holds answers that need no human (``pairs/proposal.py::certain_pairs``): two halves of one unbroken
 track are one individual; two tracks in view on one frame, their boxes apart, are two; and, for the clip pairs
 whose tracks were also followed across the gap (``tracking/bridge.py``), one individual at the gap's own scale.
 From those:

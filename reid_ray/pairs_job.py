@@ -25,7 +25,7 @@ from reid_ray.calibration import Calibration, calibrate
 from reid_ray.config import ConfigError, PairsJobConfig
 from reid_ray.io import SUBDIRS, errors_path, parquet_batches, read_tables, retire_video, write_json_atomic, write_or_remove
 from reid_ray.models.registry import preflight
-from reid_ray.pipeline import Stage, apply_stage, init_ray, stage_report
+from reid_ray.pipeline import Stage, init_ray, run_stages, stage_report
 from reid_ray.schemas import CALIBRATION_SAMPLE, ERROR, PAIR
 from reid_ray.storage import OutPath, S3Path, out_root, rmtree, upload_file
 from reid_ray.video.sources import list_sources, refusal_lines
@@ -129,10 +129,11 @@ def run_model_stages(cfg: PairsJobConfig, sources: list[dict], out: OutPath) -> 
         ctx.execution_options.resource_limits = limits.copy(object_store_memory=cfg.resources.object_store_memory_mb * 2**20)
     kwargs = {"cfg_json": cfg.model_dump_json(), "out_dir": str(out.resolve())}
     r = cfg.resources
-    ds = _videos_dataset(sources)
-    ds = apply_stage(ds, Stage("probe", ProbeStage, kwargs, r.probe))  # one video per call (config): a block per video
-    ds = apply_stage(ds, Stage("decode", DecodeClipPairs, kwargs, r.decode))
-    ds = apply_stage(ds, Stage("segment", ClipPairSegmentStage, kwargs, r.segment))
+    ds = run_stages(_videos_dataset(sources), [
+        Stage("probe", ProbeStage, kwargs, r.probe),  # one video per call (config): a block per video
+        Stage("decode", DecodeClipPairs, kwargs, r.decode),
+        Stage("segment", ClipPairSegmentStage, kwargs, r.segment),
+    ])
     counts: Counter = Counter()
     t0 = time.perf_counter()
     for batch in ds.iter_batches(batch_size=256, batch_format="numpy"):  # small status rows, counted and dropped
@@ -189,8 +190,7 @@ def route_videos(cfg: PairsJobConfig, out: OutPath, sources: list[dict], calibra
     key = calibration.fingerprint() if cfg.proposal.routing == "calibrated" else "thresholds"
     init_ray(cfg.resources.ray_address, cfg.resources.num_cpus)
     kwargs = {"cfg_json": cfg.model_dump_json(), "out_dir": str(out.resolve()), "calibration_json": calibration.to_json(), "routing_key": key}
-    ds = _videos_dataset([{"video_id": v["video_id"]} for v in sources])
-    ds = apply_stage(ds, Stage("route", RouteVideo, kwargs, cfg.resources.route))
+    ds = run_stages(_videos_dataset([{"video_id": v["video_id"]} for v in sources]), [Stage("route", RouteVideo, kwargs, cfg.resources.route)])
     counts: Counter = Counter()
     for batch in ds.iter_batches(batch_size=256, batch_format="numpy"):
         counts.update(f"videos_{s}" for s in batch["status"])

@@ -1,10 +1,12 @@
 """Stages declare, the executor places: a stage is a callable class plus its resources; ``apply_stage`` turns
-it into a Ray Data operator. Nothing else in the project talks to Ray Data's placement API."""
+it into a Ray Data operator and ``run_stages`` chains a job's stages. Nothing else in the project talks to Ray
+Data's placement API. ``RowStage`` is the contract of a row stage: set up once per actor, process one row."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from reid_ray.config import StageResources
 
@@ -36,6 +38,11 @@ def apply_stage(ds, stage: Stage):
     )
 
 
+def run_stages(ds, stages: Sequence[Stage]):
+    """``ds`` through every stage in order, each an operator of its own (Ray Data streams rows between them)."""
+    return functools.reduce(apply_stage, stages, ds)
+
+
 def rows_of(batch: dict) -> list[dict]:
     """A Ray Data batch (column -> array or list) as rows of plain Python values."""
     n = len(next(iter(batch.values()))) if batch else 0
@@ -45,6 +52,36 @@ def rows_of(batch: dict) -> list[dict]:
 def columns_of(rows: list[dict], fields: Sequence[str]) -> dict[str, list]:
     """Rows back into the batch a stage returns: ``fields`` only, in order."""
     return {k: [r[k] for r in rows] for k in fields}
+
+
+class RowStage:
+    """Base of a row stage, the callable class ``map_batches`` runs in an actor pool. A subclass sets up in
+    ``__init__`` (config, output root; models load there or lazily, once per actor) and implements ``process``:
+    one row in, its output row, or a list of rows (none, or several). The batch handling is here, once: the batch
+    as rows, each processed, the results as the columns ``fields`` names. A stage that sets ``clock`` has the
+    processing of each batch timed into ``_stats/`` (``StageClock``); a test calls ``process`` or the stage itself."""
+
+    fields: ClassVar[tuple[str, ...]]  # the output batch's columns, in order
+    clock: "StageClock | None" = None
+
+    def process(self, row: dict) -> dict | list[dict]:
+        raise NotImplementedError
+
+    def __call__(self, batch: dict) -> dict[str, list]:
+        rows = rows_of(batch)
+        if self.clock is None:
+            out = self._process_rows(rows)
+        else:
+            with self.clock.timed(len(rows)):
+                out = self._process_rows(rows)
+        return columns_of(out, self.fields)
+
+    def _process_rows(self, rows: list[dict]) -> list[dict]:
+        out: list[dict] = []
+        for row in rows:
+            result = self.process(row)
+            out += result if isinstance(result, list) else [result]
+        return out
 
 
 def init_ray(address: str | None, num_cpus: int | None) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 from reid_ray.io import errors_path, read_tables, write_json_atomic, write_or_remove
 from reid_ray.models.registry import preflight
 from reid_ray.names import safe_name
-from reid_ray.pipeline import Stage, apply_stage, init_ray
 from reid_ray.config import ReidJobConfig
+from reid_ray.pipeline import Stage, init_ray, run_stages
 from reid_ray.run_state import check_out_dir, check_run_state
 from reid_ray.schemas import ERROR
 from reid_ray.reid.outputs import is_finished, video_errors_path
@@ -61,8 +61,8 @@ def run_ray_pipeline(cfg: ReidJobConfig, videos: list[dict], out: Path, detectio
     init_ray(cfg.resources.ray_address, cfg.resources.num_cpus)
     kwargs = {"cfg_json": cfg.model_dump_json(), "out_dir": str(out.resolve()),
               "detections_dir": str(Path(detections).resolve()) if detections is not None else None}
-    ds = ray.data.from_items(videos, override_num_blocks=max(1, len(videos)))
-    ds = apply_stage(ds, Stage("reid_video", ReidVideoStage, kwargs, cfg.resources.video))
+    ds = run_stages(ray.data.from_items(videos, override_num_blocks=max(1, len(videos))),
+                    [Stage("reid_video", ReidVideoStage, kwargs, cfg.resources.video)])
     return sorted(ds.take_all(), key=lambda s: s["video_id"])
 
 

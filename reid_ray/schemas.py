@@ -42,6 +42,7 @@ CLIP_PAIR = pa.schema(
         ("source_key", pa.string()),
     ]
 )
+CLIP_PAIR_FIELDS = tuple(CLIP_PAIR.names)  # a clip pair row's columns, in order: every pair stage passes them on
 
 CANDIDATE = pa.schema(
     [
@@ -96,7 +97,7 @@ PAIR = pa.schema(
     ]
 )
 
-# A pair proposed by the segment stage, before routing (``stages/propose.py::proposal_rows``): the pair's own fields
+# A pair proposed by the segment stage, before routing (``pairs/proposal.py::proposal_rows``): the pair's own fields
 # (label, verified_by and confidence still empty for matches and their hard negatives) and what routing needs.
 PROPOSAL = pa.schema(
     [

@@ -22,14 +22,13 @@ import pyarrow.parquet as pq
 from reid_ray.io import errors_path, read_tables, write_json_atomic, write_or_remove, write_table_atomic
 from reid_ray.models.registry import preflight
 from reid_ray.names import safe_name
-from reid_ray.pipeline import Stage, apply_stage, columns_of, init_ray, rows_of
 from reid_ray.config import TrainingSetJobConfig
+from reid_ray.pipeline import RowStage, Stage, init_ray, rows_of, run_stages
 from reid_ray.run_state import check_out_dir, check_run_state
 from reid_ray.schemas import ERROR, error_row, table_from_rows
-from reid_ray.stages.probe import source_key
 from reid_ray.train.data import TRAINING_SET_SAMPLES, to_arrow
 from reid_ray.video.decode import VideoDecodeError, content_fingerprint
-from reid_ray.video.sources import list_sources, refusal_lines
+from reid_ray.video.sources import list_sources, refusal_lines, source_key
 
 STAGE = "mine"
 SOURCE_KEY = b"reid_ray.source_key"  # Parquet metadata: what a samples file was made from
@@ -55,8 +54,10 @@ def made_from(path: Path) -> str | None:
     return (pq.read_schema(path).metadata or {}).get(SOURCE_KEY, b"").decode()
 
 
-class MineTrainingViews:
-    """``map_batches`` callable: one video per row; models load once per actor, on the first video with work."""
+class MineTrainingViews(RowStage):
+    """One video in, its summary out; models load once per actor, on the first video with work."""
+
+    fields = SUMMARY_FIELDS
 
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = TrainingSetJobConfig.model_validate_json(cfg_json)
@@ -70,10 +71,6 @@ class MineTrainingViews:
         if self._tracker is None:
             self._tracker = VideoTracker(self.cfg)  # the long-video job's own shots, detector, tracker and embedder
         return self._tracker
-
-    def __call__(self, batch: dict) -> dict[str, list]:
-        summaries = [self.process(v) for v in rows_of(batch)]
-        return columns_of(summaries, SUMMARY_FIELDS)
 
     def process(self, video: dict) -> dict:
         from reid_ray.train.data import mine_video
@@ -130,8 +127,9 @@ def run_training_set_job(cfg: TrainingSetJobConfig, videos: str, out: Path) -> d
         init_ray(cfg.resources.ray_address, cfg.resources.num_cpus)
         import ray
 
-        ds = ray.data.from_items(sources, override_num_blocks=max(1, len(sources)))
-        ds = apply_stage(ds, Stage(STAGE, MineTrainingViews, {"cfg_json": cfg.model_dump_json(), "out_dir": str(out.resolve())}, cfg.resources.video))
+        kwargs = {"cfg_json": cfg.model_dump_json(), "out_dir": str(out.resolve())}
+        ds = run_stages(ray.data.from_items(sources, override_num_blocks=max(1, len(sources))),
+                        [Stage(STAGE, MineTrainingViews, kwargs, cfg.resources.video)])
         for batch in ds.iter_batches(batch_size=64, batch_format="numpy"):  # one small summary per video
             for s in rows_of(batch):
                 summaries.append(s)

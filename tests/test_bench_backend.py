@@ -12,7 +12,7 @@ from reid_ray.config import load_config
 from reid_ray.io import SUBDIRS, candidates_path
 from reid_ray.models.bench_ground_truth import MIN_IN_FRAME, scene_seed, scene_spec
 from reid_ray.records import box_iou
-from reid_ray.stages.clip_pairs import select_clip_pairs
+from reid_ray.pairs.clip_pairs import select_clip_pairs
 from reid_ray.stages.decode import DecodeClipPairs
 from reid_ray.stages.segment import ClipPairSegmentStage
 from reid_ray.video.synthetic import SyntheticSpec, generate, ground_truth_only, render
@@ -48,7 +48,7 @@ def test_segment_stage_candidates_are_the_scene_ground_truth(tmp_path, bench_vid
     video = {"video_id": "bench_test_video", "uri": str(bench_video.video_path), "license": "synthetic"}
     clip_pair = select_clip_pairs(video, 10.0, 120, cfg.clip_pairs)[0]
     kwargs = {"cfg_json": cfg.model_dump_json(), "out_dir": str(out)}
-    decoded = DecodeClipPairs(**kwargs).decode(clip_pair)
+    decoded = DecodeClipPairs(**kwargs).process(clip_pair)
     assert decoded["error_type"] == "" and decoded["frame_width"] <= 64  # placeholders, nothing decoded at size
     status = ClipPairSegmentStage(**kwargs).process(decoded)
     assert status["status"] == "ok", status["message"]

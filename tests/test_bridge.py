@@ -6,7 +6,7 @@ import pytest
 from reid_ray.calibration import calibrate
 from reid_ray.config import CalibrationConfig, ProposalConfig
 from reid_ray.schemas import CANDIDATE
-from reid_ray.stages.propose import build_tracks, certain_pairs
+from reid_ray.pairs.proposal import build_tracks, certain_pairs
 from reid_ray.tracking.associate import AssociationParams
 from reid_ray.tracking.bridge import bridged_track_pairs, find_bridges, is_bridged
 

@@ -9,7 +9,7 @@ import pytest
 from reid_ray.calibration import Calibration, calibrate, calibrate_category
 from reid_ray.config import CalibrationConfig, ProposalConfig
 from reid_ray.schemas import CANDIDATE
-from reid_ray.stages.propose import build_tracks, calibration_samples, certainly_different, is_static_clutter, propose_video
+from reid_ray.pairs.proposal import build_tracks, calibration_samples, certainly_different, is_static_clutter, propose_video
 
 CFG = CalibrationConfig(target_error=0.01, min_positives=20, min_negatives=20)
 

@@ -2,7 +2,7 @@
 import pytest
 
 from reid_ray.config import ClipPairsConfig
-from reid_ray.stages.clip_pairs import ClipSelectionError, sample_frames, select_clip_pairs
+from reid_ray.pairs.clip_pairs import ClipSelectionError, sample_frames, select_clip_pairs
 
 VIDEO = {"video_id": "v1", "uri": "/x.mp4", "license": "synthetic"}
 

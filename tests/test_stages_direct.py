@@ -14,7 +14,7 @@ from reid_ray.metrics.pairs import identity_at
 from reid_ray.stages.decode import DecodeClipPairs
 from reid_ray.stages.finalize import RouteVideo, read_candidates
 from reid_ray.stages.probe import ProbeStage
-from reid_ray.stages.propose import calibration_samples
+from reid_ray.pairs.proposal import calibration_samples
 from reid_ray.stages.segment import SEGMENTED_FIELDS, ClipPairSegmentStage
 from reid_ray.video.synthetic import SyntheticSpec, generate
 
@@ -142,8 +142,8 @@ def test_segment_stage_uses_a_trained_head_checkpoint(setup, tmp_path):
     import torch
 
     from reid_ray.models.set_heads import build_head, save_head
-    from reid_ray.stages.clip_pairs import select_clip_pairs
-    from reid_ray.stages.decode import unpack_frames
+    from reid_ray.pairs.clip_pairs import select_clip_pairs
+    from reid_ray.pairs.frames import unpack_frames
     from reid_ray.stages.segment import clip_rows
 
     root, video, cfg_json = setup
@@ -154,7 +154,7 @@ def test_segment_stage_uses_a_trained_head_checkpoint(setup, tmp_path):
     cfg["embedder"]["by_category"]["person"]["head"] = str(ckpt)
     stage = ClipPairSegmentStage(json.dumps(cfg), str(tmp_path / "out"))
     clip_pair = select_clip_pairs({"video_id": "direct", "uri": str(video.video_path), "license": "synthetic"}, 10.0, 120, stage.cfg.clip_pairs)[0]
-    decoded = DecodeClipPairs(json.dumps(cfg), str(tmp_path / "out")).decode(clip_pair)
+    decoded = DecodeClipPairs(json.dumps(cfg), str(tmp_path / "out")).process(clip_pair)
     rows, _ = stage.candidates(clip_rows(clip_pair)[0], unpack_frames(decoded), float(decoded["scale"]))
     emb = np.array([r["embedding"] for r in rows if r["category"] == "person"])
     assert emb.shape[1] == 32 and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)

@@ -5,8 +5,8 @@ import pyarrow as pa
 from reid_ray.config import ProposalConfig, QualityConfig
 from reid_ray.records import Instances
 from reid_ray.schemas import CANDIDATE
-from reid_ray.stages.propose import propose_video
-from reid_ray.stages.quality import assess
+from reid_ray.pairs.proposal import propose_video
+from reid_ray.pairs.quality import assess
 from reid_ray.tracking.associate import link_frames
 
 

@@ -8,75 +8,30 @@ records it, and the next run tries it again."""
 from __future__ import annotations
 
 import traceback
-from pathlib import Path
 
 import numpy as np
 
 from reid_ray.config import PairsJobConfig
-from reid_ray.pipeline import StageClock, columns_of, rows_of
+from reid_ray.pairs.frames import downscale, frames_to_decode, pack_frames
+from reid_ray.pipeline import RowStage, StageClock
+from reid_ray.schemas import CLIP_PAIR_FIELDS
 from reid_ray.storage import out_root
-from reid_ray.stages.clip_pairs import sample_frames
-from reid_ray.stages.probe import CLIP_PAIR_FIELDS
-from reid_ray.tracking.bridge import bridge_frames, is_bridged
 from reid_ray.video.decode import VideoDecodeError, local_video, probe, read_frames
 
 FRAME_FIELDS = ("frames", "frame_indices", "frame_height", "frame_width", "scale", "error_type", "message")
 DECODED_FIELDS = CLIP_PAIR_FIELDS + FRAME_FIELDS
 
 
-def frames_to_decode(clip_pair: dict, cfg: PairsJobConfig) -> dict[str, list[int]]:
-    """Frame indices per use: 'a' and 'b' (tracked, sampled included), 'bridge' (A's start to B's end)."""
-    fps = float(clip_pair["fps"])
-    step = max(1, int(round(cfg.sampling.track_step_s * fps)))
-    n = cfg.sampling.frames_per_clip
-    out: dict[str, list[int]] = {}
-    sampled = {}
-    for side in "ab":
-        start, end = int(clip_pair[f"{side}_start_frame"]), int(clip_pair[f"{side}_end_frame"])
-        sampled[side] = sample_frames(start, end, n)
-        out[side] = sorted(set(range(start, end, step)) | set(sampled[side]))
-    if is_bridged(clip_pair["clip_pair_id"], cfg.proposal.calibration.bridge_share):
-        out["bridge"] = bridge_frames(int(clip_pair["a_start_frame"]), int(clip_pair["b_end_frame"]), step, sampled["a"], sampled["b"])
-    return out
+class DecodeClipPairs(RowStage):
+    """One clip pair in, the same row with its frames out (CPU actors)."""
 
-
-def downscale(frame: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    import cv2
-
-    h, w = frame.shape[:2]
-    s = min(1.0, max_side / max(h, w))
-    if s >= 1.0:
-        return frame, 1.0
-    return cv2.resize(frame, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_AREA), s
-
-
-def pack_frames(frames: list[np.ndarray]) -> bytes:
-    return np.ascontiguousarray(np.stack(frames)).tobytes() if frames else b""
-
-
-def unpack_frames(row: dict) -> dict[int, np.ndarray]:
-    """frame index -> RGB uint8 frame at model size (read-only views of the row's bytes)."""
-    indices = np.frombuffer(row["frame_indices"], np.int64)
-    if not len(indices):
-        return {}
-    stack = np.frombuffer(row["frames"], np.uint8).reshape(len(indices), int(row["frame_height"]), int(row["frame_width"]), 3)
-    return {int(i): stack[k] for k, i in enumerate(indices)}
-
-
-class DecodeClipPairs:
-    """``map_batches`` callable (CPU actors)."""
+    fields = DECODED_FIELDS
 
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
         self.clock = StageClock("decode", out_root(out_dir, self.cfg.sources.s3_endpoint_url))
 
-    def __call__(self, batch: dict) -> dict[str, list]:
-        clip_pairs = rows_of(batch)
-        with self.clock.timed(len(clip_pairs)):
-            rows = [self.decode(cp) for cp in clip_pairs]
-        return columns_of(rows, DECODED_FIELDS)
-
-    def decode(self, clip_pair: dict) -> dict:
+    def process(self, clip_pair: dict) -> dict:
         row = {**{k: clip_pair[k] for k in CLIP_PAIR_FIELDS}, "frames": b"", "frame_indices": b"", "frame_height": 0,
                "frame_width": 0, "scale": 1.0, "error_type": "", "message": ""}
         wanted = sorted({i for indices in frames_to_decode(clip_pair, self.cfg).values() for i in indices})

@@ -23,11 +23,11 @@ from reid_ray.io import (
 from reid_ray.models import registry
 from reid_ray.storage import OutPath, S3Path, out_root, upload_file
 from reid_ray.names import packet_file_name
-from reid_ray.pipeline import StageClock, columns_of, rows_of
+from reid_ray.pipeline import RowStage, StageClock
 from reid_ray.records import rle_to_mask
 from reid_ray.review.gold import gold_answer
 from reid_ray.schemas import CANDIDATE, ERROR, PAIR, PROPOSAL, error_row, table_from_rows
-from reid_ray.stages.propose import make_router, route_proposals
+from reid_ray.pairs.proposal import make_router, route_proposals
 from reid_ray.video.decode import local_video, read_frames
 
 ROUTE_FIELDS = ("video_id", "status", "n_clip_pairs", "n_unfinished", "n_pairs", "n_review")
@@ -108,8 +108,10 @@ def stored_route_key(path: OutPath) -> str | None:
     return meta.get(ROUTE_KEY, b"").decode() or None
 
 
-class RouteVideo:
-    """``map_batches`` callable: one row per video id; routes by the run's calibration."""
+class RouteVideo(RowStage):
+    """One video id in, its routing status out; routes by the run's calibration."""
+
+    fields = ROUTE_FIELDS
 
     def __init__(self, cfg_json: str, out_dir: str, calibration_json: str, routing_key: str) -> None:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
@@ -119,11 +121,8 @@ class RouteVideo:
         self.routing_key = routing_key
         self.clock = StageClock("route", self.out)
 
-    def __call__(self, batch: dict) -> dict[str, list]:
-        ids = [str(r["video_id"]) for r in rows_of(batch)]
-        with self.clock.timed(len(ids)):
-            rows = [self.route(v) for v in ids]
-        return columns_of(rows, ROUTE_FIELDS)
+    def process(self, row: dict) -> dict:
+        return self.route(str(row["video_id"]))
 
     def route(self, video_id: str) -> dict:
         status = {"video_id": video_id, "status": "routed", "n_clip_pairs": 0, "n_unfinished": 0, "n_pairs": 0, "n_review": 0}

@@ -4,29 +4,21 @@ marker: new, or failed on an earlier run); a video that cannot be used becomes a
 ``errors/probe/`` and emits nothing."""
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
-
-import pyarrow.parquet as pq
-
 from reid_ray.config import PairsJobConfig
 from reid_ray.io import calibration_samples_path, clip_pairs_path, read_parquet, retire_video, video_errors_path, write_or_remove, write_table_atomic
-from reid_ray.pipeline import StageClock, rows_of
+from reid_ray.pairs.clip_pairs import ClipSelectionError, select_clip_pairs
+from reid_ray.pipeline import RowStage, StageClock
 from reid_ray.storage import out_root
-from reid_ray.schemas import CLIP_PAIR, ERROR, error_row, table_from_rows
-from reid_ray.stages.clip_pairs import ClipSelectionError, select_clip_pairs
+from reid_ray.schemas import CLIP_PAIR, CLIP_PAIR_FIELDS, ERROR, error_row, table_from_rows
 from reid_ray.video.decode import VideoDecodeError, content_fingerprint, local_video, probe
-
-CLIP_PAIR_FIELDS = tuple(CLIP_PAIR.names)
-
-
-def source_key(video: dict, fingerprint: str) -> str:
-    payload = json.dumps([video["uri"], video["license"], fingerprint])
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+from reid_ray.video.sources import source_key
 
 
-class ProbeStage:
+class ProbeStage(RowStage):
+    """One video in, its unfinished clip pairs out (none, or several)."""
+
+    fields = CLIP_PAIR_FIELDS
+
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
         self.out = out_root(out_dir, self.cfg.sources.s3_endpoint_url)
@@ -37,16 +29,13 @@ class ProbeStage:
 
             self.shot_detector = TransNetShotDetector()
 
-    def __call__(self, batch: dict) -> dict[str, list]:
-        videos = rows_of(batch)
-        todo: list[dict] = []
-        with self.clock.timed(len(videos)) as stats:
-            for video in videos:
-                unfinished = [cp for cp in self.clip_pairs(video) if not calibration_samples_path(self.out, cp["video_id"], cp["clip_pair_id"]).exists()]
-                todo += unfinished
-                stats["videos_with_work"] = stats.get("videos_with_work", 0) + bool(unfinished or self.failed)
-                stats["clip_pairs_to_do"] = stats.get("clip_pairs_to_do", 0) + len(unfinished)
-        return {k: [c[k] for c in todo] for k in CLIP_PAIR_FIELDS}
+    def process(self, video: dict) -> list[dict]:
+        unfinished = [cp for cp in self.clip_pairs(video) if not calibration_samples_path(self.out, cp["video_id"], cp["clip_pair_id"]).exists()]
+        # The job's report counts videos with work from these (the clock's file is written after each batch).
+        stats = self.clock.stats
+        stats["videos_with_work"] = stats.get("videos_with_work", 0) + bool(unfinished or self.failed)
+        stats["clip_pairs_to_do"] = stats.get("clip_pairs_to_do", 0) + len(unfinished)
+        return unfinished
 
     def clip_pairs(self, video: dict) -> list[dict]:
         path = clip_pairs_path(self.out, video["video_id"])

@@ -17,7 +17,7 @@ from reid_ray.config import ReidJobConfig
 from reid_ray.io import write_table_atomic
 from reid_ray.mot_format import DetectionsFormatError, read_public_detections
 from reid_ray.names import safe_name
-from reid_ray.pipeline import columns_of, rows_of
+from reid_ray.pipeline import RowStage
 from reid_ray.reid import outputs
 from reid_ray.reid.identities import Identities, assign_identities
 from reid_ray.reid.tracker import TrackedVideo, VideoTracker
@@ -29,18 +29,16 @@ STAGE = "reid_video"
 SUMMARY_FIELDS = ("video_id", "status", "n_frames", "n_shots", "n_tracklets", "n_identities", "error_type", "message", "seconds")
 
 
-class ReidVideoStage:
-    """Callable class for ``map_batches``: models load once per actor."""
+class ReidVideoStage(RowStage):
+    """One video in, its summary row out; models load once per actor."""
+
+    fields = SUMMARY_FIELDS
 
     def __init__(self, cfg_json: str, out_dir: str, detections_dir: str | None = None) -> None:
         self.cfg = ReidJobConfig.model_validate_json(cfg_json)
         self.out = Path(out_dir)
         self.detections_dir = Path(detections_dir) if detections_dir else None
         self.tracker = VideoTracker(self.cfg, public_detections=self.detections_dir is not None)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        summaries = [self.process(r) for r in rows_of(batch)]
-        return columns_of(summaries, SUMMARY_FIELDS)
 
     def process(self, video: dict) -> dict:
         """One video to its folder; a summary row, ``status`` ok, skipped (finished before) or error."""

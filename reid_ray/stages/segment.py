@@ -27,15 +27,14 @@ from reid_ray.io import (
 )
 from reid_ray.models import registry
 from reid_ray.models.dlib_faces import attach_faces_to_people
-from reid_ray.pipeline import StageClock, columns_of, rows_of
+from reid_ray.pairs.clip_pairs import sample_frames
+from reid_ray.pairs.frames import frames_to_decode, unpack_frames
+from reid_ray.pairs.proposal import build_tracks, certain_pairs, matches, proposal_rows
+from reid_ray.pairs.quality import assess
+from reid_ray.pipeline import RowStage, StageClock
 from reid_ray.storage import out_root
 from reid_ray.records import Instances
-from reid_ray.schemas import BRIDGE, CALIBRATION_SAMPLE, CANDIDATE, ERROR, PROPOSAL, error_row, table_from_rows
-from reid_ray.stages.clip_pairs import sample_frames
-from reid_ray.stages.decode import frames_to_decode, unpack_frames
-from reid_ray.stages.probe import CLIP_PAIR_FIELDS
-from reid_ray.stages.propose import build_tracks, certain_pairs, matches, proposal_rows
-from reid_ray.stages.quality import assess
+from reid_ray.schemas import BRIDGE, CALIBRATION_SAMPLE, CANDIDATE, CLIP_PAIR_FIELDS, ERROR, PROPOSAL, error_row, table_from_rows
 from reid_ray.tracking.associate import AssociationParams, link_frames, split_on_appearance
 from reid_ray.tracking.bridge import find_bridges
 
@@ -61,8 +60,11 @@ def clip_rows(clip_pair: dict) -> list[dict]:
     ]
 
 
-class ClipPairSegmentStage:
-    """Callable class for ``map_batches``: loads its models once per actor, when a clip pair first needs them."""
+class ClipPairSegmentStage(RowStage):
+    """One decoded clip pair in, the clip pair with its status out; loads its models once per actor, when a clip
+    pair first needs them."""
+
+    fields = SEGMENTED_FIELDS
 
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = PairsJobConfig.model_validate_json(cfg_json)
@@ -89,13 +91,11 @@ class ClipPairSegmentStage:
     def embedders(self):
         return registry.build_category_embedders(self.cfg)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        rows = rows_of(batch)
-        with self.clock.timed(len(rows)):
-            out = [{**{k: r[k] for k in CLIP_PAIR_FIELDS}, **self.process(r)} for r in rows]
-        return columns_of(out, SEGMENTED_FIELDS)
-
     def process(self, row: dict) -> dict:
+        """The clip pair's fields (the frames left behind) and its status."""
+        return {**{k: row[k] for k in CLIP_PAIR_FIELDS}, **self.segment(row)}
+
+    def segment(self, row: dict) -> dict:
         """Status of one decoded clip pair; its candidates (and bridges) written, or its error recorded."""
         t0 = time.perf_counter()
         status = {k: row.get(k, "") for k in ("clip_pair_id", "video_id", "uri")}

@@ -95,6 +95,13 @@ def refusal_lines(refused: Sequence[dict], where: str, limit: int = 5) -> list[s
     return lines
 
 
+def source_key(video: dict, fingerprint: str) -> str:
+    """What a video's outputs were made from (its uri, licence and content fingerprint): outputs kept under the same
+    id are reused only while this key holds."""
+    payload = json.dumps([video["uri"], video["license"], fingerprint])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def sanitize_id(text: str) -> str:
     """Keep [A-Za-z0-9_.-]; no leading dot or dash (ids become file names and command-line values)."""
     return _UNSAFE_ID_CHARS.sub("_", text).lstrip(".-")

@@ -1,4 +1,4 @@
-"""Stage 3: propose pairs across the gap and route them.
+"""Proposal: propose pairs across the gap (the segment stage, per clip pair) and route them (the route stage, per video).
 
 Per clip pair and category, tracks of clip A are matched to tracks of clip B on the distance between their sets of
 views (``proposal.distance``: Chamfer over arccos(cos)/pi, as the long-video job compares tracklets; mutual nearest
@@ -32,7 +32,7 @@ from reid_ray.config import ProposalConfig, StaticClutterConfig
 from reid_ray.models.dlib_faces import FACE_CATEGORY
 from reid_ray.models.heads import l2_normalise
 from reid_ray.records import box_iou
-from reid_ray.stages.clip_pairs import video_rng
+from reid_ray.pairs.clip_pairs import video_rng
 from reid_ray.tracking.bridge import bridged_track_pairs
 from reid_ray.tracking.distances import distance_matrix, frame_angle_distances
 

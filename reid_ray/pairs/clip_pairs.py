@@ -1,4 +1,4 @@
-"""Stage 1: choose pairs of clips of one video separated by a time gap.
+"""Clip pairs: choose pairs of clips of one video separated by a time gap (the probe stage calls this).
 
 ``gap_s`` is the offset between the two clips' starts, so frame k of clip A and frame k of clip B are exactly
 ``gap_s`` apart. Seeded per video (seed, video_id): the same config always picks the same clips."""
