@@ -194,3 +194,16 @@ def _merged_by_hand(defaults: dict, leaves: dict) -> dict:
 def test_a_profile_keeps_the_fingerprint_of_its_earlier_runs(profile, model, fingerprint):
     """Runs resume by fingerprint: moving a default between the code and a profile must not change one."""
     assert load_config(ROOT / "configs" / profile, model=model).fingerprint() == fingerprint
+
+
+def test_an_override_changes_one_key_and_keeps_the_rest_of_its_section():
+    """``--set a.b.c=v`` on a profile that does not state section ``a.b``: the other keys of ``a.b`` keep the job's
+    own defaults. Before the configuration package such a section started from the bare section class: this one
+    override reset the decode actors from 0.5 CPU x 2 to 1 CPU x 1. An override inside a mapping keeps its
+    neighbours: the person embedder stays OSNet with another head."""
+    cfg = load_config(ROOT / "configs" / "local.yaml", ["resources.decode.batch_size=2", "embedder.by_category.person.head=ckpt.pt"])
+    defaults = PairsJobConfig()
+    assert cfg.resources.decode.batch_size == 2
+    assert cfg.resources.decode.model_dump(exclude={"batch_size"}) == defaults.resources.decode.model_dump(exclude={"batch_size"})
+    person = cfg.embedder.by_category["person"]
+    assert person.head == "ckpt.pt" and person.backend == defaults.embedder.by_category["person"].backend == "osnet_x0_25"
