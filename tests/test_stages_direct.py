@@ -144,7 +144,7 @@ def test_segment_stage_uses_a_trained_head_checkpoint(setup, tmp_path):
     from reid_ray.models.set_heads import build_head, save_head
     from reid_ray.pairs.clip_pairs import select_clip_pairs
     from reid_ray.pairs.frames import unpack_frames
-    from reid_ray.stages.segment import clip_rows
+    from reid_ray.pairs.candidates import clip_rows
 
     root, video, cfg_json = setup
     torch.manual_seed(0)
@@ -155,7 +155,7 @@ def test_segment_stage_uses_a_trained_head_checkpoint(setup, tmp_path):
     stage = ClipPairSegmentStage(json.dumps(cfg), str(tmp_path / "out"))
     clip_pair = select_clip_pairs({"video_id": "direct", "uri": str(video.video_path), "license": "synthetic"}, 10.0, 120, stage.cfg.clip_pairs)[0]
     decoded = DecodeClipPairs(json.dumps(cfg), str(tmp_path / "out")).process(clip_pair)
-    rows, _ = stage.candidates(clip_rows(clip_pair)[0], unpack_frames(decoded), float(decoded["scale"]))
+    rows, _ = stage.finder.clip_candidates(clip_rows(clip_pair)[0], unpack_frames(decoded), float(decoded["scale"]))
     emb = np.array([r["embedding"] for r in rows if r["category"] == "person"])
     assert emb.shape[1] == 32 and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
 
