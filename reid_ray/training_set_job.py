@@ -14,6 +14,7 @@ import json
 import time
 import traceback
 from collections import Counter
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -62,15 +63,12 @@ class MineTrainingViews(RowStage):
     def __init__(self, cfg_json: str, out_dir: str) -> None:
         self.cfg = TrainingSetJobConfig.model_validate_json(cfg_json)
         self.out = Path(out_dir)
-        self._tracker = None
 
-    @property
+    @cached_property
     def tracker(self):
         from reid_ray.reid.tracker import VideoTracker
 
-        if self._tracker is None:
-            self._tracker = VideoTracker(self.cfg)  # the long-video job's own shots, detector, tracker and embedder
-        return self._tracker
+        return VideoTracker(self.cfg)  # the long-video job's own shots, detector, tracker and embedder
 
     def process(self, video: dict) -> dict:
         from reid_ray.train.data import mine_video

@@ -103,10 +103,9 @@ class VideoTracker:
             shape = frame.shape[:2]
             small.append(cv2.resize(frame, INPUT_HW[::-1], interpolation=cv2.INTER_AREA))
             inst = given[idx] if given is not None else self.detect(frame)
-            inst = inst.select(np.flatnonzero(inst.categories == "person")) if len(inst) else inst
-            if len(inst):  # boxes past the edge (detector or file) would make empty crops
+            if len(inst):  # boxes past the edge (detector or file) would make empty crops: clipped first
                 inst = replace(inst, boxes=clip_boxes(inst.boxes, shape))
-                inst = inst.select(np.flatnonzero((inst.boxes[:, 2] - inst.boxes[:, 0] >= 2) & (inst.boxes[:, 3] - inst.boxes[:, 1] >= 2)))
+                inst = inst.select(_person_boxes(inst))
             # Kept for the whole video: masks scaled up from a downscaled frame would be a source-size frame of
             # booleans per person per frame, so they serve the embedding below only (the figures draw box masks).
             downscaled = inst.masks is not None and max(shape) > self.cfg.tracking.max_side_px
